@@ -1,0 +1,13 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  // Type checking is `tsc --noEmit` in `npm test`; here we only strip types, which is fast.
+  transform: { '^.+\\.ts$': 'ts-jest' },
+  globalSetup: '<rootDir>/test/setup/global-setup.ts',
+  testTimeout: 30000,
+  // Jest's default is one worker fewer than the cores: on a 2-core machine, a single worker.
+  // The suites spend much of their time waiting on databases and child processes, so two overlap well.
+  maxWorkers: 2,
+};
