@@ -1,0 +1,12 @@
+import type { Migration } from 'kysely';
+import * as initial from './20261123T1300_initial';
+import * as sessionsRevokedAtIndex from './20261123T1500_sessions_revoked_at_index';
+
+/**
+ * Every migration, by name. Names sort by time; Kysely applies them in that order.
+ * Imported statically rather than read from disk so the compiled service carries them.
+ */
+export const migrations: Record<string, Migration> = {
+  '20261123T1300_initial': initial,
+  '20261123T1500_sessions_revoked_at_index': sessionsRevokedAtIndex,
+};

@@ -1,0 +1,87 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+/** A timestamp the database returns as a Date and accepts as a Date. */
+type Timestamp = ColumnType<Date, Date | undefined, Date>;
+type NullableTimestamp = ColumnType<Date | null, Date | null | undefined, Date | null>;
+
+export interface RolesTable {
+  name: string;
+  description: string;
+}
+
+export interface RolePermissionsTable {
+  role: string;
+  permission: string;
+}
+
+export interface UsersTable {
+  id: Generated<string>;
+  /** Trimmed and lower-cased; a CHECK keeps it so, a unique index keeps it single. */
+  email: string;
+  username: string | null;
+  password_hash: string;
+  is_active: Generated<boolean>;
+  failed_login_count: Generated<number>;
+  locked_until: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  last_login_at: NullableTimestamp;
+}
+
+export interface UserRolesTable {
+  user_id: string;
+  role: string;
+  created_at: Timestamp;
+}
+
+export interface SessionsTable {
+  id: Generated<string>;
+  user_id: string;
+  created_at: Timestamp;
+  last_used_at: Timestamp;
+  /** Absolute end: created_at + SESSION_MAX_AGE, whatever the refreshes. */
+  expires_at: Date;
+  revoked_at: NullableTimestamp;
+  revoked_reason: string | null;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+export interface RefreshTokensTable {
+  id: Generated<string>;
+  session_id: string;
+  /** Hex SHA-256 of the token; the token itself is never stored. */
+  token_hash: string;
+  created_at: Timestamp;
+  expires_at: Date;
+  rotated_at: NullableTimestamp;
+  successor_id: string | null;
+  /** The successor token, encrypted under a key derived from this token (see refresh-token.crypto.ts). */
+  successor_box: string | null;
+}
+
+export interface AuditEventsTable {
+  id: Generated<string>;
+  type: string;
+  user_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  data: ColumnType<Record<string, unknown>, string, string>;
+  created_at: Timestamp;
+}
+
+export interface Database {
+  roles: RolesTable;
+  role_permissions: RolePermissionsTable;
+  users: UsersTable;
+  user_roles: UserRolesTable;
+  sessions: SessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  audit_events: AuditEventsTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type SessionRow = Selectable<SessionsTable>;
+export type RefreshTokenRow = Selectable<RefreshTokensTable>;
+export type NewAuditEvent = Insertable<AuditEventsTable>;
