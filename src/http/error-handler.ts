@@ -1,0 +1,42 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { isDatabaseUnavailable } from '../db/database';
+import { bodyParserProblem } from './json-body';
+import { AppError, toProblemBody } from './problem';
+
+/** How long a client should wait before retrying when the database is unreachable. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+function toAppError(error: unknown, exposeDetails: boolean): AppError {
+  if (error instanceof AppError) return error;
+  const fromBody = bodyParserProblem(error);
+  if (fromBody) return fromBody;
+  if (isDatabaseUnavailable(error)) {
+    return new AppError('UNAVAILABLE', { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }, cause: error });
+  }
+  // Outside production a developer sees the error's name and message; never a stack or SQL.
+  const detail = exposeDetails && error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 300) : undefined;
+  return new AppError('INTERNAL', { detail, cause: error });
+}
+
+/** Unknown routes: a 404 problem like every other error. */
+export function notFound(): RequestHandler {
+  return (_req, _res, next) => next(new AppError('NOT_FOUND', { detail: 'No such route' }));
+}
+
+/**
+ * The one place errors become responses: application/problem+json (RFC 9457).
+ * 5xx are handed to the request log with their cause (pino-http logs `res.err`); 4xx only by code.
+ */
+export function errorHandler(options: { exposeDetails: boolean }): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    if (res.headersSent) return next(error);
+    const problem = toAppError(error, options.exposeDetails);
+    res.locals.problemCode = problem.code;
+    if (problem.status >= 500) res.err = problem.cause instanceof Error ? problem.cause : problem;
+    res
+      .status(problem.status)
+      .set(problem.headers)
+      .type('application/problem+json')
+      .send(JSON.stringify(toProblemBody(problem, req.requestId)));
+  };
+}

@@ -1,0 +1,12 @@
+import type { IncomingMessage } from 'node:http';
+import type { Request } from 'express';
+
+/**
+ * The route template that served a request (`/admin/users/:id/roles`), never the raw path:
+ * ids in paths would make one log field or metric label per user. `unmatched` for 404s.
+ */
+export function routeOf(req: IncomingMessage): string {
+  const express = req as Request;
+  const template = express.route?.path;
+  return typeof template === 'string' ? express.baseUrl + template : 'unmatched';
+}

@@ -1,0 +1,73 @@
+import type { Express } from 'express';
+import { createApp } from '../../src/app';
+import { type Config, loadConfig } from '../../src/config';
+import type { DatabaseHandle } from '../../src/db/database';
+import { createLogger } from '../../src/logger';
+import type { Redis } from '../../src/redis';
+import type { KeyStore } from '../../src/tokens/keys';
+import { createTestClock, type TestClock } from './clock';
+import { type DatabaseKind, openTestDatabase } from './databases';
+import { testKeyStore } from './keys';
+
+export interface Harness {
+  app: Express;
+  config: Config;
+  database: DatabaseHandle;
+  keys: KeyStore;
+  clock: TestClock;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  kind?: DatabaseKind;
+  /** Environment variables on top of the test defaults (cheap bcrypt, silent logs). */
+  env?: Record<string, string>;
+  keys?: KeyStore;
+  /** Reuse an open database (for two apps over one database). */
+  database?: DatabaseHandle;
+  /** Share rate-limit counters and nonces through Redis, as instances in production do. */
+  redis?: Redis;
+}
+
+/**
+ * Test defaults: bcrypt at its cheapest, no logs, and rate limits out of the way
+ * (every supertest request comes from one IP); the rate-limit suites set their own.
+ */
+export const TEST_ENV = {
+  NODE_ENV: 'test',
+  BCRYPT_COST: '4',
+  LOG_LEVEL: 'silent',
+  RATE_LIMIT_MAX: '1000000',
+  AUTH_RATE_LIMIT_MAX: '1000000',
+} as const;
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ ...TEST_ENV, ...env });
+}
+
+/** The whole app over a real database, with a frozen clock, driven in-process by supertest. */
+export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const config = testConfig(options.env);
+  const database = options.database ?? (await openTestDatabase(options.kind ?? 'pglite'));
+  const keys = options.keys ?? testKeyStore().store;
+  const clock = createTestClock();
+  const app = createApp({
+    config,
+    db: database.db,
+    keys,
+    logger: createLogger('silent'),
+    clock: clock.now,
+    poolStats: database.poolStats,
+    ...(options.redis ? { redis: options.redis } : {}),
+  });
+  return {
+    app,
+    config,
+    database,
+    keys,
+    clock,
+    close: async () => {
+      if (!options.database) await database.close();
+    },
+  };
+}
