@@ -1,0 +1,282 @@
+import type { Kysely } from 'kysely';
+import type { z } from 'zod';
+import { addSeconds, type Clock, secondsUntil } from '../clock';
+import type { Config } from '../config';
+import { type DB, uniqueViolation } from '../db/database';
+import type { Database } from '../db/schema';
+import { recordEvent, type RequestContext } from '../audit/audit.repository';
+import { AppError } from '../http/problem';
+import type { PasswordHasher } from '../passwords/password-hasher';
+import { checkPasswordPolicy } from '../passwords/password-policy';
+import type { AccessTokens } from '../tokens/access-token';
+import {
+  findUserByEmail,
+  insertUser,
+  recordLoginFailure,
+  recordLoginSuccess,
+  toUserView,
+} from '../users/user.repository';
+import type { authResultView, tokenPairView } from './auth.schemas';
+import { hashRefreshToken, isWellFormedRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token.crypto';
+import {
+  lockRefreshTokenState,
+  findSessionForRefresh,
+  insertRefreshToken,
+  lockRefreshToken,
+  markRotated,
+  touchSession,
+} from './refresh-token.repository';
+import { insertSession, revokeSession, revokeUserSessions } from './session.repository';
+
+export interface AuthServiceDeps {
+  db: DB;
+  config: Pick<
+    Config,
+    | 'accessTokenTtl'
+    | 'refreshTokenTtl'
+    | 'sessionMaxAge'
+    | 'refreshReuseGrace'
+    | 'passwordMinLength'
+    | 'loginMaxFailures'
+    | 'lockoutDuration'
+  >;
+  hasher: PasswordHasher;
+  accessTokens: AccessTokens;
+  clock: Clock;
+  /** Told, after the commit, of what operators count: lockouts and refresh-token reuse. */
+  events?: AuthEvents;
+}
+
+export interface AuthEvents {
+  accountLocked(): void;
+  refreshTokenReused(): void;
+}
+
+export type TokenPair = z.infer<typeof tokenPairView>;
+
+export type AuthResult = z.infer<typeof authResultView>;
+
+/** The first role of every account. */
+export const DEFAULT_ROLE = 'user';
+
+/** Trimmed and lower-cased, as the database's CHECK on users.email demands. */
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+/** Register, login, refresh and logout: the flows of CONTRACT.md sections 3 and 4. */
+export function createAuthService(deps: AuthServiceDeps) {
+  const { db, config, hasher, accessTokens, clock, events } = deps;
+
+  /** Opens a session with its first refresh token; runs inside the caller's transaction. */
+  async function startSession(trx: Kysely<Database>, userId: string, roles: string[], context: RequestContext, at: Date) {
+    const session = await insertSession(trx, { userId, context, at, expiresAt: addSeconds(at, config.sessionMaxAge) });
+    const refreshToken = newRefreshToken();
+    await insertRefreshToken(trx, {
+      sessionId: session.id,
+      tokenHash: hashRefreshToken(refreshToken),
+      at,
+      expiresAt: refreshExpiry(at, session.expires_at),
+    });
+    return { sessionId: session.id, tokens: issueTokens(userId, session.id, roles, refreshToken) };
+  }
+
+  /** Sliding refresh lifetime, never past the session's absolute end. */
+  function refreshExpiry(at: Date, sessionExpiresAt: Date): Date {
+    const sliding = addSeconds(at, config.refreshTokenTtl);
+    return sliding < sessionExpiresAt ? sliding : sessionExpiresAt;
+  }
+
+  function issueTokens(userId: string, sessionId: string, roles: string[], refreshToken: string): TokenPair {
+    const { token, expiresIn } = accessTokens.sign({ userId, sessionId, roles });
+    return { accessToken: token, refreshToken, tokenType: 'Bearer', expiresIn };
+  }
+
+  function lockedError(lockedUntil: Date, now: Date): AppError {
+    return new AppError('ACCOUNT_LOCKED', { headers: { 'Retry-After': String(secondsUntil(lockedUntil, now)) } });
+  }
+
+  return {
+    async register(
+      input: { email: string; password: string; username?: string | null | undefined },
+      context: RequestContext,
+    ): Promise<AuthResult> {
+      const email = normalizeEmail(input.email);
+      const username = input.username ?? null;
+      const weaknesses = checkPasswordPolicy(input.password, config.passwordMinLength, { email, username });
+      if (weaknesses.length > 0) throw new AppError('WEAK_PASSWORD', { errors: weaknesses });
+
+      const passwordHash = await hasher.hash(input.password);
+      const at = clock();
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const roles = [DEFAULT_ROLE];
+          const user = await insertUser(trx, { email, username, passwordHash, roles, at });
+          const { sessionId, tokens } = await startSession(trx, user.id, roles, context, at);
+          await recordEvent(trx, { type: 'user.registered', userId: user.id, context, data: { sessionId }, at });
+          return { user: toUserView(user, roles), ...tokens };
+        });
+      } catch (error) {
+        // The unique indexes decide races between two registrations, not a prior SELECT.
+        const constraint = uniqueViolation(error);
+        if (constraint === 'users_email_key') throw new AppError('EMAIL_TAKEN');
+        if (constraint === 'users_username_key') throw new AppError('USERNAME_TAKEN');
+        throw error;
+      }
+    },
+
+    async login(input: { email: string; password: string }, context: RequestContext): Promise<AuthResult> {
+      const email = normalizeEmail(input.email);
+      const user = await findUserByEmail(db, email);
+      if (!user) {
+        // Same bcrypt work as a real account, same answer: no way to tell which emails exist.
+        await hasher.verifyNobody(input.password);
+        await recordEvent(db, { type: 'auth.failed', userId: null, context, data: { reason: 'unknown_email' }, at: clock() });
+        throw new AppError('INVALID_CREDENTIALS');
+      }
+      if (user.locked_until && user.locked_until > clock()) throw lockedError(user.locked_until, clock());
+
+      const passwordOk = await hasher.verify(input.password, user.password_hash);
+      const at = clock();
+      if (!passwordOk) {
+        const failure = await db.transaction().execute(async (trx) => {
+          const counted = await recordLoginFailure(trx, user.id, {
+            now: at,
+            maxFailures: config.loginMaxFailures,
+            lockUntil: addSeconds(at, config.lockoutDuration),
+          });
+          await recordEvent(trx, { type: 'auth.failed', userId: user.id, context, data: { reason: 'wrong_password' }, at });
+          if (counted?.lockedUntil) {
+            await recordEvent(trx, {
+              type: 'user.locked',
+              userId: user.id,
+              context,
+              data: { failures: counted.failedLoginCount, lockedUntil: counted.lockedUntil.toISOString() },
+              at,
+            });
+          }
+          return counted;
+        });
+        // Undefined: a parallel request locked the account first; the lock exists, so say so.
+        if (!failure) {
+          const current = await db.selectFrom('users').select('locked_until').where('id', '=', user.id).executeTakeFirst();
+          if (current?.locked_until && current.locked_until > at) throw lockedError(current.locked_until, at);
+        } else if (failure.lockedUntil) {
+          events?.accountLocked();
+          throw lockedError(failure.lockedUntil, at);
+        }
+        throw new AppError('INVALID_CREDENTIALS');
+      }
+
+      // Only a caller who knows the password learns that the account is disabled.
+      if (!user.is_active) {
+        await recordEvent(db, { type: 'auth.failed', userId: user.id, context, data: { reason: 'account_disabled' }, at });
+        throw new AppError('ACCOUNT_DISABLED');
+      }
+
+      return db.transaction().execute(async (trx) => {
+        const updated = await recordLoginSuccess(trx, user.id, at);
+        const { sessionId, tokens } = await startSession(trx, user.id, user.roles, context, at);
+        await recordEvent(trx, { type: 'user.logged_in', userId: user.id, context, data: { sessionId }, at });
+        return { user: toUserView(updated, user.roles), ...tokens };
+      });
+    },
+
+    /**
+     * Rotates a refresh token (CONTRACT.md section 4). The token's row lock serialises
+     * concurrent refreshes: the first rotates; the others, inside the grace window and
+     * while the successor is unused, get that same successor back. Anything else
+     * presenting a rotated token is reuse and revokes the whole session.
+     */
+    async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair> {
+      if (!isWellFormedRefreshToken(refreshToken)) throw new AppError('REFRESH_TOKEN_INVALID');
+      const at = clock();
+
+      const outcome = await db.transaction().execute(async (trx) => {
+        const row = await lockRefreshToken(trx, hashRefreshToken(refreshToken));
+        if (!row) return { kind: 'invalid' as const };
+        const session = await findSessionForRefresh(trx, row.session_id);
+        if (!session.is_active) return { kind: 'disabled' as const };
+        if (session.revoked_at) return { kind: 'invalid' as const };
+        if (at >= session.session_expires_at) return { kind: 'expired' as const };
+        const subject = { userId: session.user_id, sessionId: session.session_id, roles: session.roles };
+
+        if (row.rotated_at === null) {
+          if (at >= row.expires_at) return { kind: 'expired' as const };
+          const successor = newRefreshToken();
+          const successorId = await insertRefreshToken(trx, {
+            sessionId: row.session_id,
+            tokenHash: hashRefreshToken(successor),
+            at,
+            expiresAt: refreshExpiry(at, session.session_expires_at),
+          });
+          await markRotated(trx, row.id, { at, successorId, successorBox: sealSuccessor(refreshToken, row.id, successor) });
+          await touchSession(trx, row.session_id, at);
+          await recordEvent(trx, { type: 'token.refreshed', userId: session.user_id, context, data: { sessionId: row.session_id }, at });
+          return { kind: 'issued' as const, refreshToken: successor, ...subject };
+        }
+
+        const withinGrace = at.getTime() - row.rotated_at.getTime() <= config.refreshReuseGrace * 1000;
+        if (config.refreshReuseGrace > 0 && withinGrace && row.successor_id && row.successor_box) {
+          const next = await lockRefreshTokenState(trx, row.successor_id);
+          const successor = next && next.rotated_at === null ? openSuccessor(refreshToken, row.id, row.successor_box) : undefined;
+          if (successor) {
+            await recordEvent(trx, {
+              type: 'token.refreshed',
+              userId: session.user_id,
+              context,
+              data: { sessionId: row.session_id, retry: true },
+              at,
+            });
+            return { kind: 'issued' as const, refreshToken: successor, ...subject };
+          }
+        }
+
+        await revokeSession(trx, row.session_id, 'refresh_token_reused', at);
+        await recordEvent(trx, { type: 'token.reuse_detected', userId: session.user_id, context, data: { sessionId: row.session_id }, at });
+        return { kind: 'reused' as const };
+      });
+
+      switch (outcome.kind) {
+        case 'invalid':
+          throw new AppError('REFRESH_TOKEN_INVALID');
+        case 'expired':
+          throw new AppError('REFRESH_TOKEN_EXPIRED');
+        case 'disabled':
+          throw new AppError('ACCOUNT_DISABLED');
+        case 'reused':
+          events?.refreshTokenReused();
+          // Thrown after the commit: the revocation must stick although the request fails.
+          throw new AppError('REFRESH_TOKEN_REUSED');
+        case 'issued':
+          return issueTokens(outcome.userId, outcome.sessionId, outcome.roles, outcome.refreshToken);
+      }
+    },
+
+    /** Ends the session of a live refresh token. Unknown or spent tokens are not an error. */
+    async logout(refreshToken: string | undefined, context: RequestContext): Promise<void> {
+      if (!refreshToken || !isWellFormedRefreshToken(refreshToken)) return;
+      const at = clock();
+      await db.transaction().execute(async (trx) => {
+        const row = await lockRefreshToken(trx, hashRefreshToken(refreshToken));
+        // A rotated token cannot end the session: whoever holds an old copy must not log the user out.
+        if (!row || row.rotated_at !== null) return;
+        const session = await findSessionForRefresh(trx, row.session_id);
+        if (await revokeSession(trx, row.session_id, 'logout', at)) {
+          await recordEvent(trx, { type: 'user.logged_out', userId: session.user_id, context, data: { sessionId: row.session_id }, at });
+        }
+      });
+    },
+
+    /** Revokes every session of the user. */
+    async logoutAll(userId: string, sessionId: string, context: RequestContext): Promise<void> {
+      const at = clock();
+      await db.transaction().execute(async (trx) => {
+        const revoked = await revokeUserSessions(trx, userId, 'logout_all', at);
+        await recordEvent(trx, { type: 'user.logged_out', userId, context, data: { sessionId, allSessions: true, revokedSessions: revoked }, at });
+      });
+    },
+  };
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;
