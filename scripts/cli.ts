@@ -1,0 +1,120 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { normalizeEmail } from '../src/auth/auth.service';
+import { type Config, ConfigError, loadConfig } from '../src/config';
+import { type DatabaseHandle, isDatabaseUnavailable, openDatabase } from '../src/db/database';
+import { KeyError } from '../src/tokens/keys';
+import { DataDirInUseError } from '../src/db/data-dir-lock';
+
+/**
+ * A failure the operator can act on. Its message is printed as one line, without a stack,
+ * and the script exits non-zero.
+ */
+export class CliError extends Error {
+  override readonly name = 'CliError';
+}
+
+/** What a script accepts, and the help text `--help` prints. */
+export interface CommandSpec<O extends NonNullable<ParseArgsConfig['options']>> {
+  /** The npm script name, used as the prefix of error lines. */
+  name: string;
+  /** The whole `--help` text: usage line, what it does, options. */
+  help: string;
+  options: O;
+  /** Positional arguments the command allows (e.g. `up`, `down`, `status`); none when absent. */
+  maxPositionals?: number;
+}
+
+export type ParsedArgs<O extends NonNullable<ParseArgsConfig['options']>> = ReturnType<
+  typeof parseArgs<{ options: O & { help: { type: 'boolean'; short: 'h' } }; allowPositionals: true; strict: true }>
+>;
+
+/**
+ * Parses the command line strictly (an unknown option is an error, not ignored) and answers
+ * `--help` itself: prints the help and exits 0. Returns undefined in that case.
+ */
+export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options']>>(
+  spec: CommandSpec<O>,
+  argv: string[] = process.argv.slice(2),
+): ParsedArgs<O> | undefined {
+  let parsed: ParsedArgs<O>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...spec.options, help: { type: 'boolean', short: 'h' } } as O & { help: { type: 'boolean'; short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    // parseArgs' messages are long and mention "strict"; keep its first sentence.
+    const message = error instanceof Error ? (error.message.split('. ')[0] ?? error.message) : String(error);
+    throw new CliError(`${message.replace(/\.$/, '')}; see --help`);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(spec.help.trim() + '\n');
+    return undefined;
+  }
+  if (parsed.positionals.length > (spec.maxPositionals ?? 0)) {
+    throw new CliError(`unexpected argument "${parsed.positionals[spec.maxPositionals ?? 0]}"; see --help`);
+  }
+  return parsed;
+}
+
+/** The service's configuration, read exactly as the server reads it (`.env` included by the caller). */
+export function loadScriptConfig(): Config {
+  return loadConfig();
+}
+
+/**
+ * Opens the database the server would open (DATABASE_URL, else the embedded one under
+ * DATA_DIR), runs `work`, and always closes it: an open pool would keep the process alive,
+ * and PGlite must be closed to leave its files consistent.
+ */
+export async function withDatabase<T>(config: Config, work: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
+  const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    return await work(handle);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Errors whose message is already a complete sentence for an operator. */
+function isExpected(error: unknown): error is Error {
+  return error instanceof CliError || error instanceof ConfigError || error instanceof KeyError || error instanceof DataDirInUseError;
+}
+
+/** One line about an unexpected error; pg's AggregateError (IPv4 and IPv6 both refused) has no message of its own. */
+function describe(error: unknown): string {
+  if (error instanceof AggregateError && error.message === '' && error.errors.length > 0) return describe(error.errors[0]);
+  const message = error instanceof Error ? error.message : String(error);
+  // 42P01 undefined_table: pointed at a database nobody has migrated yet.
+  if ((error as { code?: unknown }).code === '42P01') return `the database is not migrated (${message}): run \`npm run migrate\` first`;
+  return isDatabaseUnavailable(error) ? `cannot reach the database (${message})` : `failed: ${message}`;
+}
+
+/**
+ * Runs a script's main function: on failure prints one line to stderr (`name: message`) and
+ * sets exit code 1. The process then exits by itself once everything is closed; nothing
+ * forces it, so output is never cut short.
+ */
+export function runScript(name: string, main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    const message = isExpected(error) ? error.message : describe(error);
+    process.stderr.write(`${name}: ${message.split('\n')[0]}\n`);
+    process.exitCode = 1;
+  });
+}
+
+/**
+ * `--email E --role R`, as user:grant and user:revoke take them: the email normalised as the
+ * service stores it. Undefined when `--help` was answered.
+ */
+export function parseEmailAndRole(name: string, help: string): { email: string; role: string } | undefined {
+  const args = parseCommandLine({ name, help, options: { email: { type: 'string' }, role: { type: 'string' } } });
+  if (!args) return undefined;
+  const email = args.values.email === undefined ? undefined : normalizeEmail(args.values.email);
+  const role = args.values.role?.trim();
+  if (!email) throw new CliError('--email is required; see --help');
+  if (!role) throw new CliError('--role is required; see --help');
+  return { email, role };
+}

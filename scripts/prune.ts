@@ -1,0 +1,68 @@
+import 'dotenv/config';
+import { countPrunable, DEFAULT_PRUNE_BATCH_SIZE, prune, pruneCutoffs, type PruneCounts } from '../src/maintenance/prune';
+import { CliError, loadScriptConfig, parseCommandLine, runScript, withDatabase } from './cli';
+
+const MAX_BATCH_SIZE = 100_000;
+
+const HELP = `
+Usage: npm run prune [-- [--dry-run] [--batch-size <n>]]
+   or: tsx scripts/prune.ts [--dry-run] [--batch-size <n>]
+
+Deletes what Gatehouse no longer needs:
+  refresh_tokens  tokens past their expiry
+  sessions        sessions past their absolute end (SESSION_MAX_AGE), or revoked more than
+                  REFRESH_TOKEN_TTL seconds ago (with their tokens)
+  audit_events    events older than AUDIT_RETENTION_DAYS days (default 90)
+Live sessions and their unexpired refresh tokens are left alone, including a rotated token
+that has not expired yet (reuse detection needs it).
+
+Rows are deleted in batches, each its own short statement, so the tables are never locked
+for long and the service can keep running; run it from cron, e.g. hourly or daily.
+Works on DATABASE_URL when it is set, else on the embedded database under DATA_DIR.
+
+Options:
+  --dry-run         count what would be deleted; delete nothing
+  --batch-size <n>  rows per DELETE statement (default ${DEFAULT_PRUNE_BATCH_SIZE}, at most ${MAX_BATCH_SIZE})
+  -h, --help        print this help
+`;
+
+function parseBatchSize(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_PRUNE_BATCH_SIZE;
+  const size = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!(size >= 1 && size <= MAX_BATCH_SIZE)) throw new CliError(`--batch-size must be a whole number from 1 to ${MAX_BATCH_SIZE} (got "${value}")`);
+  return size;
+}
+
+runScript('prune', async () => {
+  const args = parseCommandLine({
+    name: 'prune',
+    help: HELP,
+    options: { 'dry-run': { type: 'boolean' }, 'batch-size': { type: 'string' } },
+  });
+  if (!args) return;
+  const dryRun = args.values['dry-run'] === true;
+  const batchSize = parseBatchSize(args.values['batch-size']);
+
+  const config = loadScriptConfig();
+  const options = {
+    now: new Date(),
+    refreshTokenTtl: config.refreshTokenTtl,
+    auditRetentionDays: config.auditRetentionDays,
+    batchSize,
+  };
+  const { now, revokedBefore, auditBefore } = pruneCutoffs(options);
+  console.log(`${dryRun ? 'dry run: counting' : 'deleting'} refresh tokens and sessions that expired before ${now.toISOString()},`);
+  console.log(`sessions revoked before ${revokedBefore.toISOString()} (REFRESH_TOKEN_TTL ${config.refreshTokenTtl} s),`);
+  console.log(`audit events before ${auditBefore.toISOString()} (AUDIT_RETENTION_DAYS ${config.auditRetentionDays})`);
+
+  const counts = await withDatabase(config, ({ db }) => (dryRun ? countPrunable(db, options) : prune(db, options)));
+
+  const rows: Array<[string, keyof PruneCounts]> = [
+    ['refresh_tokens', 'refreshTokens'],
+    ['sessions', 'sessions'],
+    ['audit_events', 'auditEvents'],
+  ];
+  console.log(`${'table'.padEnd(14)}  ${dryRun ? 'would delete' : 'deleted'}`);
+  for (const [table, key] of rows) console.log(`${table.padEnd(14)}  ${counts[key]}`);
+  if (dryRun) console.log('dry run: nothing was deleted');
+});
