@@ -1,0 +1,293 @@
+/**
+ * `gatehouse/client`: a small client for apps and backends-for-frontend that call Gatehouse.
+ * Every request is HMAC-signed (CONTRACT.md section 5); an expired access token is
+ * refreshed once, shared by every call that needs it, and the call retried.
+ *
+ * Runs on Node 20's global fetch; its only other dependency is the project's signer.
+ */
+import { signRequest } from '../signature/signer';
+
+/** The tokens of one signed-in session. */
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+}
+
+/**
+ * Where the client keeps the tokens: in memory by default; an app may keep them in its
+ * keychain or secure storage. `set(undefined)` means signed out.
+ */
+export interface TokenStorage {
+  get(): Tokens | undefined | Promise<Tokens | undefined>;
+  set(tokens: Tokens | undefined): void | Promise<void>;
+}
+
+export interface User {
+  id: string;
+  email: string;
+  username: string | null;
+  roles: string[];
+  createdAt: string;
+  lastLoginAt: string | null;
+}
+
+export interface Me extends User {
+  permissions: string[];
+}
+
+export interface AuthResult {
+  user: User;
+  accessToken: string;
+  refreshToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+}
+
+/** Gatehouse's problem+json error body (RFC 9457). */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  requestId?: string;
+  errors?: Array<{ path: string; message: string }>;
+}
+
+/**
+ * A call did not succeed. `code` is Gatehouse's code (`INVALID_CREDENTIALS`, `EMAIL_TAKEN`, …),
+ * or `SIGNED_OUT` when the session is over and the user must log in again; then `reason`
+ * holds what ended it (`REFRESH_TOKEN_INVALID`, `SESSION_REVOKED`, `NO_SESSION`, …).
+ */
+export class GatehouseError extends Error {
+  override readonly name = 'GatehouseError';
+
+  constructor(
+    readonly code: string,
+    readonly status: number | undefined,
+    readonly problem: Problem | undefined,
+    readonly reason?: string,
+  ) {
+    super(reason ? `${code} (${reason})` : code);
+  }
+}
+
+export interface ClientOptions {
+  /** Where Gatehouse is, e.g. `https://auth.example.com`; a path prefix is kept. */
+  baseUrl: string;
+  /** This app's entry in Gatehouse's `HMAC_CLIENTS`. */
+  clientId: string;
+  secret: string;
+  /** Defaults to {@link memoryStorage}. */
+  storage?: TokenStorage;
+  /**
+   * Called once when the session ends without the app asking (refresh refused, session
+   * revoked, account disabled): the place to show the login screen. Not called by `logout()`.
+   */
+  onSignedOut?: (error: GatehouseError) => void;
+  /** Defaults to the global fetch; tests pass a wrapper that counts requests. */
+  fetch?: typeof fetch;
+}
+
+/** Options of one signed call. A string body is sent as it is; any other body as JSON. */
+export interface CallInit {
+  method?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface GatehouseClient {
+  register(input: { email: string; password: string; username?: string }): Promise<AuthResult>;
+  login(input: { email: string; password: string }): Promise<AuthResult>;
+  /** Rotates the tokens now. Concurrent callers share one request. */
+  refresh(): Promise<Tokens>;
+  /** Ends this session at Gatehouse and forgets the tokens; done locally even when the call fails. */
+  logout(): Promise<void>;
+  me(): Promise<Me>;
+  /**
+   * Any signed call, with the access token when there is one, e.g.
+   * `client.fetch('/users/me/sessions')`. Resolves with Gatehouse's answer as it is, after
+   * at most one refresh and retry; rejects with `SIGNED_OUT` when the session is over.
+   */
+  fetch(path: string, init?: CallInit): Promise<Response>;
+}
+
+/** Tokens in process memory: gone when the process ends. */
+export function memoryStorage(): TokenStorage {
+  let tokens: Tokens | undefined;
+  return {
+    get: () => tokens,
+    set: (next) => {
+      tokens = next;
+    },
+  };
+}
+
+/** Answers to a refresh meaning the session is over for good: trying again cannot help. */
+const REFRESH_REFUSED = new Set(['REFRESH_TOKEN_INVALID', 'REFRESH_TOKEN_EXPIRED', 'REFRESH_TOKEN_REUSED', 'ACCOUNT_DISABLED']);
+/** Answers of Gatehouse's own routes to a live access token whose session has ended. */
+const SESSION_ENDED = new Set(['SESSION_REVOKED', 'ACCOUNT_DISABLED']);
+
+function problemOf(status: number, text: string, contentType: string | null): Problem {
+  if (contentType && /json/i.test(contentType)) {
+    try {
+      const body = JSON.parse(text) as Partial<Problem>;
+      if (typeof body.code === 'string') return body as Problem;
+    } catch {
+      // Not the body Gatehouse sends: fall through to a code from the status.
+    }
+  }
+  // A proxy or load balancer answered, not Gatehouse.
+  return { type: 'about:blank', title: `HTTP ${status}`, status, detail: text.slice(0, 200), code: `HTTP_${status}` };
+}
+
+async function errorFrom(res: Response): Promise<GatehouseError> {
+  const problem = problemOf(res.status, await res.text(), res.headers.get('content-type'));
+  return new GatehouseError(problem.code, res.status, problem);
+}
+
+/**
+ * Creates a client. Bad options are a TypeError now rather than a failed call later.
+ */
+export function createClient(options: ClientOptions): GatehouseClient {
+  let base: URL;
+  try {
+    base = new URL(options.baseUrl);
+  } catch {
+    throw new TypeError('createClient: baseUrl must be an absolute URL');
+  }
+  if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new TypeError('createClient: baseUrl must be http(s)');
+  if (typeof options.clientId !== 'string' || options.clientId === '') throw new TypeError('createClient: clientId is required');
+  if (typeof options.secret !== 'string' || options.secret === '') throw new TypeError('createClient: secret is required');
+  const { clientId, secret, onSignedOut } = options;
+  const prefix = base.pathname.replace(/\/+$/, '');
+  const storage = options.storage ?? memoryStorage();
+  const fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+
+  /** One signed request; the body is serialised once and those exact bytes are signed and sent. */
+  function send(method: string, path: string, init: CallInit & { accessToken?: string | undefined } = {}): Promise<Response> {
+    if (!path.startsWith('/')) throw new TypeError('path must start with "/"');
+    const url = new URL(prefix + path, base.origin);
+    const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
+    const upper = method.toUpperCase();
+    // The path as the request line will carry it (percent-encoded by URL), query included.
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      ...init.headers,
+      ...signRequest({ clientId, secret, method: upper, path: url.pathname + url.search, body }),
+    };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (init.accessToken) headers.Authorization = `Bearer ${init.accessToken}`;
+    return fetchImpl(url, { method: upper, headers, body, signal: init.signal });
+  }
+
+  /** The access token whose session was last ended here: concurrent calls that learn of the end sign out once. */
+  let endedFor: string | undefined;
+
+  /** Forgets the session `staleAccessToken` belonged to and tells the app, once per session. */
+  async function signOut(staleAccessToken: string, reason: string, problem: Problem | undefined): Promise<GatehouseError> {
+    const error = new GatehouseError('SIGNED_OUT', problem?.status ?? 401, problem, reason);
+    if (endedFor === staleAccessToken) return error;
+    endedFor = staleAccessToken;
+    // A late answer about an old session must not sign out a session begun since.
+    const current = await storage.get();
+    if (current && current.accessToken !== staleAccessToken) return error;
+    await storage.set(undefined);
+    onSignedOut?.(error);
+    return error;
+  }
+
+  let refreshing: Promise<Tokens> | undefined;
+
+  /**
+   * Single flight: every caller while a refresh is under way gets that refresh's outcome.
+   * A caller whose access token was already replaced (its 401 arrived after another
+   * caller's refresh finished) gets the current tokens without a new refresh: a refresh
+   * token is single use, and a second rotation would be one request too many.
+   */
+  function refreshSession(staleAccessToken?: string): Promise<Tokens> {
+    refreshing ??= (async () => {
+      const tokens = await storage.get();
+      if (!tokens) throw new GatehouseError('SIGNED_OUT', undefined, undefined, 'NO_SESSION');
+      if (staleAccessToken !== undefined && tokens.accessToken !== staleAccessToken) return tokens;
+
+      const res = await send('POST', '/auth/refresh', { body: { refreshToken: tokens.refreshToken } });
+      if (!res.ok) {
+        const error = await errorFrom(res);
+        // Only a verdict on the session signs the user out; an outage, a rate limit or a
+        // signature problem (say, a skewed clock) keeps the tokens for a later try.
+        if (REFRESH_REFUSED.has(error.code)) throw await signOut(tokens.accessToken, error.code, error.problem);
+        throw error;
+      }
+      const body = (await res.json()) as { accessToken: string; refreshToken: string };
+      const next = { accessToken: body.accessToken, refreshToken: body.refreshToken };
+      await storage.set(next);
+      return next;
+    })().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
+  }
+
+  /** Reads a refused answer whole, so its problem can be seen and the caller still gets a readable Response. */
+  async function settle(res: Response): Promise<{ res: Response; problem: Problem | undefined }> {
+    if (res.status !== 401 && res.status !== 403) return { res, problem: undefined };
+    const text = await res.text();
+    const problem = problemOf(res.status, text, res.headers.get('content-type'));
+    return { res: new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers }), problem };
+  }
+
+  async function authorizedFetch(path: string, init: CallInit = {}): Promise<Response> {
+    const method = init.method ?? 'GET';
+    const tokens = await storage.get();
+    let answer = await settle(await send(method, path, { ...init, accessToken: tokens?.accessToken }));
+    if (!tokens || !answer.problem) return answer.res;
+
+    let used = tokens.accessToken;
+    if (answer.problem.code === 'TOKEN_EXPIRED') {
+      const fresh = await refreshSession(used);
+      used = fresh.accessToken;
+      // Retried once; whatever it answers now is the answer, so this never loops.
+      answer = await settle(await send(method, path, { ...init, accessToken: used }));
+    }
+    // Gatehouse's own routes say so when the session was revoked or the account disabled.
+    if (answer.problem && SESSION_ENDED.has(answer.problem.code)) throw await signOut(used, answer.problem.code, answer.problem);
+    return answer.res;
+  }
+
+  async function authenticate(path: string, input: unknown): Promise<AuthResult> {
+    const res = await send('POST', path, { body: input });
+    if (!res.ok) throw await errorFrom(res);
+    const result = (await res.json()) as AuthResult;
+    await storage.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
+    return result;
+  }
+
+  return {
+    register: (input) => authenticate('/auth/register', input),
+    login: (input) => authenticate('/auth/login', input),
+
+    async refresh() {
+      return refreshSession();
+    },
+
+    async logout() {
+      const tokens = await storage.get();
+      if (!tokens) return;
+      // Forget first: a call racing with logout must not go on using the session.
+      await storage.set(undefined);
+      const res = await send('POST', '/auth/logout', { body: { refreshToken: tokens.refreshToken } });
+      if (!res.ok) throw await errorFrom(res);
+    },
+
+    async me() {
+      if (!(await storage.get())) throw new GatehouseError('SIGNED_OUT', undefined, undefined, 'NO_SESSION');
+      const res = await authorizedFetch('/users/me');
+      if (!res.ok) throw await errorFrom(res);
+      return (await res.json()) as Me;
+    },
+
+    fetch: authorizedFetch,
+  };
+}

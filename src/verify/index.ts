@@ -1,0 +1,2 @@
+export { createVerifier, KeysUnavailableError, VerifyError } from './verifier';
+export type { AccessTokenClaims, AuthLocals, Verifier, VerifierOptions, VerifyErrorCode } from './verifier';
