@@ -1,0 +1,87 @@
+import http from 'node:http';
+import { GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
+import { type GatehouseProcess, startGatehouse } from '../helpers/server-process';
+
+// Graceful shutdown (CONTRACT.md section 1) of a real Gatehouse process.
+
+interface Pending {
+  /** Resolves when Gatehouse has read the request line and headers (it answered 100 Continue). */
+  accepted: Promise<void>;
+  /** Sends the body: the rest of the request, after the test has sent the signal. */
+  sendBody(): void;
+  response: Promise<{ status: number; body: Record<string, unknown> }>;
+}
+
+/**
+ * A login whose body is held back behind `Expect: 100-continue`: once Gatehouse answers
+ * 100 the request is certainly in flight on its side, and it cannot finish before the
+ * body is sent. So "in flight when the signal came" is a fact, not a guess about timing.
+ */
+function heldBackLogin(baseUrl: string, credentials: { email: string; password: string }): Pending {
+  const body = JSON.stringify(credentials);
+  const req = http.request(`${baseUrl}/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Expect: '100-continue' },
+  });
+  const accepted = new Promise<void>((resolve, reject) => {
+    req.once('continue', resolve);
+    req.once('error', reject);
+  });
+  const response = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+    req.once('error', reject);
+    req.once('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+      res.on('error', reject);
+    });
+  });
+  // Headers go now; the body waits for sendBody().
+  req.flushHeaders();
+  return { accepted, sendBody: () => req.end(body), response };
+}
+
+/** Resolves with the error code of a fresh connection attempt, or 'connected'. */
+function tryConnect(baseUrl: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get(`${baseUrl}/healthz`, (res) => {
+      res.resume();
+      resolve('connected');
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+describe.each(['SIGTERM', 'SIGINT'] as const)('on %s', (signal) => {
+  let gatehouse: GatehouseProcess | undefined;
+
+  afterEach(async () => {
+    await gatehouse?.dispose();
+    gatehouse = undefined;
+  });
+
+  it(`when five logins are in flight, then they complete normally, new connections are refused, and the process exits 0`, async () => {
+    gatehouse = await startGatehouse({ LOG_LEVEL: 'info' });
+    const credentials = { email: uniqueEmail('shutdown'), password: GOOD_PASSWORD };
+    const registered = await fetch(`${gatehouse.baseUrl}/auth/register`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(credentials),
+    });
+    expect(registered.status).toBe(201);
+    const logins = Array.from({ length: 5 }, () => heldBackLogin(gatehouse!.baseUrl, credentials));
+    await Promise.all(logins.map((login) => login.accepted));
+
+    const exitCode = gatehouse.stop(signal);
+    await gatehouse.waitForOutput('shutting down');
+    const lateConnection = await tryConnect(gatehouse.baseUrl);
+    for (const login of logins) login.sendBody();
+    const responses = await Promise.all(logins.map((login) => login.response));
+
+    expect(lateConnection).toBe('ECONNREFUSED');
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(responses.every((r) => typeof r.body.accessToken === 'string')).toBe(true);
+    expect(await exitCode).toBe(0);
+  }, 60_000);
+});
