@@ -29,6 +29,33 @@ export type ParsedArgs<O extends NonNullable<ParseArgsConfig['options']>> = Retu
 >;
 
 /**
+ * parseArgs refuses `--kid -H4x…` as ambiguous, yet a kid (a base64url thumbprint) starts
+ * with `-` one time in 64. Every string option of ours takes a value, so a token after one
+ * is its value unless it is itself one of our options: rewrite such pairs as `--kid=-H4x…`.
+ */
+function attachDashedValues(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const optionNamed = (token: string) => {
+    const name = token.startsWith('--') ? token.slice(2).split('=')[0]! : undefined;
+    return name !== undefined && (name === 'help' || Object.hasOwn(options, name)) ? name : undefined;
+  };
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (token === '--') return [...args, ...argv.slice(i)];
+    const next = argv[i + 1];
+    const name = token.includes('=') ? undefined : optionNamed(token);
+    const takesValue = name !== undefined && options[name]?.type === 'string';
+    if (takesValue && next !== undefined && next.startsWith('-') && next !== '-h' && next !== '--' && !optionNamed(next)) {
+      args.push(`${token}=${next}`);
+      i++;
+    } else {
+      args.push(token);
+    }
+  }
+  return args;
+}
+
+/**
  * Parses the command line strictly (an unknown option is an error, not ignored) and answers
  * `--help` itself: prints the help and exits 0. Returns undefined in that case.
  */
@@ -39,7 +66,7 @@ export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options'
   let parsed: ParsedArgs<O>;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: attachDashedValues(argv, spec.options),
       options: { ...spec.options, help: { type: 'boolean', short: 'h' } } as O & { help: { type: 'boolean'; short: 'h' } },
       allowPositionals: true,
       strict: true,
