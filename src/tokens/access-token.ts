@@ -4,6 +4,7 @@ import { AppError } from '../http/problem';
 import type { Clock } from '../clock';
 import type { KeyStore } from './keys';
 import { isUuid } from '../uuid';
+import { isCanonicalCompactJws } from './compact-jws';
 
 /** RFC 9068 media type of JWT access tokens; `typ` is checked so an ID token or other JWT is never taken for one. */
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
@@ -59,7 +60,9 @@ export function createAccessTokens(options: AccessTokenOptions): AccessTokens {
     },
 
     verify(token) {
-      // Check the header before any crypto: the algorithm is pinned, the type required, the key ours.
+      // One spelling per token (see isCanonicalCompactJws), then the header before any crypto:
+      // the algorithm is pinned, the type required, the key ours.
+      if (!isCanonicalCompactJws(token)) throw invalid();
       const decoded = jwt.decode(token, { complete: true });
       if (!decoded || typeof decoded.payload === 'string') throw invalid();
       const { header } = decoded;

@@ -3,10 +3,11 @@
  * the keys Gatehouse publishes at /.well-known/jwks.json (CONTRACT.md section 4).
  *
  * It ships to other services, so it depends on `jose` at run time and on Express's types
- * only; nothing of the service itself.
+ * only; of the service, only the dependency-free token-spelling check.
  */
 import type { RequestHandler } from 'express';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import { isCanonicalCompactJws } from '../tokens/compact-jws';
 
 /** RFC 9068 media type of JWT access tokens: an ID token or any other JWT is never taken for one. */
 const ACCESS_TOKEN_TYPE = 'at+jwt';
@@ -135,10 +136,6 @@ function toVerifyError(error: unknown): Error {
   });
 }
 
-function isCanonicalBase64url(part: string): boolean {
-  return /^[A-Za-z0-9_-]*$/.test(part) && Buffer.from(part, 'base64url').toString('base64url') === part;
-}
-
 function stringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === 'string');
 }
@@ -182,10 +179,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   async function verify(token: string): Promise<AccessTokenClaims> {
     if (typeof token !== 'string' || token === '') throw new VerifyError('TOKEN_MISSING', 'no token');
 
-    // Node decodes base64url leniently (stray trailing characters and padding bits are
-    // ignored), so one signed token would have many spellings; accept only the canonical one.
-    const parts = token.split('.');
-    if (parts.length !== 3 || !parts.every(isCanonicalBase64url)) throw new VerifyError('TOKEN_INVALID', 'not a canonical compact JWS');
+    if (!isCanonicalCompactJws(token)) throw new VerifyError('TOKEN_INVALID', 'not a canonical compact JWS');
 
     // The header decides before any key is fetched: a token that cannot be ours never
     // costs a JWKS request (a made-up kid still may, once per cooldown).

@@ -25,6 +25,7 @@ const attackerKey = generateRsaPem();
 
 type Claims = AccessTokenClaims;
 
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const decodeSegment = (segment: string): Record<string, unknown> => JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
 
@@ -120,6 +121,19 @@ const FORGERIES: Forgery[] = [
   ['its sub is not a uuid', 'TOKEN_INVALID', (f) => f.sign(f.claims({ sub: "1' OR '1'='1" }))],
   ['its sid is a uuid of no session', 'TOKEN_INVALID', (f) => f.sign(f.claims({ sid: randomUUID() }))],
   ['its roles are not a list', 'TOKEN_INVALID', (f) => f.sign(f.claims({ roles: 'admin' }))],
+  [
+    // Same bytes, another spelling: the last character of a 256-byte signature carries 4 unused bits.
+    'its signature is the real one spelled another way',
+    'TOKEN_INVALID',
+    (f) => {
+      const token = f.user.accessToken;
+      const last = ALPHABET.indexOf(token.at(-1)!);
+      const twin = token.slice(0, -1) + ALPHABET[last ^ 1];
+      expect(Buffer.from(twin.split('.')[2]!, 'base64url')).toEqual(Buffer.from(token.split('.')[2]!, 'base64url'));
+      return twin;
+    },
+  ],
+  ['its signature carries padding', 'TOKEN_INVALID', (f) => `${f.user.accessToken}==`],
   ['it is not a JWT at all', 'TOKEN_INVALID', () => 'not-a-jwt'],
   ['it has three segments of garbage', 'TOKEN_INVALID', () => 'abc.def.ghi'],
 ];
