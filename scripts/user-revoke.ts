@@ -1,5 +1,5 @@
 import 'dotenv/config';
-import { ADMIN_ROLE, countActiveAdmins, listRoleNames, lockAdminGrants } from '../src/admin/roles.repository';
+import { ADMIN_ROLE, countActiveAdmins, listRoleNames, lockAdminGrants } from '../src/roles/roles.repository';
 import { recordEvent } from '../src/audit/audit.repository';
 import { CliError, loadScriptConfig, parseEmailAndRole, runScript, withDatabase } from './cli';
 

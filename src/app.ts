@@ -1,11 +1,11 @@
 import cors from 'cors';
+import { authenticate } from './access/authenticate.middleware';
 import { adminRoutes } from './admin/admin.routes';
 import { createAdminService } from './admin/admin.service';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { createAuthService } from './auth/auth.service';
 import { authRoutes } from './auth/auth.routes';
-import { authenticate } from './auth/authenticate.middleware';
 import { type Clock, systemClock } from './clock';
 import type { Config } from './config';
 import type { DB } from './db/database';
@@ -25,8 +25,10 @@ import { verifySignature } from './signature/signature.middleware';
 import { createAccessTokens } from './tokens/access-token';
 import { jwksRoutes } from './tokens/jwks.routes';
 import type { KeyStore } from './tokens/keys';
+import { findSessionWithUser } from './sessions/session.repository';
+import { sessionsRoutes } from './sessions/sessions.routes';
+import { createSessionsService } from './sessions/sessions.service';
 import { usersRoutes } from './users/users.routes';
-import { createUsersService } from './users/users.service';
 
 export interface AppDeps {
   config: Config;
@@ -71,9 +73,9 @@ export function createApp(deps: AppDeps): Express {
     clock,
     events: { accountLocked: () => metrics.lockouts.inc(), refreshTokenReused: () => metrics.reuseDetected.inc() },
   });
-  const users = createUsersService({ db, config, hasher, clock });
+  const sessions = createSessionsService({ db, clock });
   const admin = createAdminService({ db, clock });
-  const requireAuth = authenticate({ db, accessTokens, clock });
+  const requireAuth = authenticate({ loadCaller: (sessionId) => findSessionWithUser(db, sessionId), accessTokens, clock });
 
   const app = express();
   app.disable('x-powered-by');
@@ -124,7 +126,8 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(authRoutes({ auth, authenticate: requireAuth, refreshTokenTtl: config.refreshTokenTtl }));
-  app.use(usersRoutes({ users, authenticate: requireAuth }));
+  app.use(usersRoutes({ authenticate: requireAuth }));
+  app.use(sessionsRoutes({ sessions, authenticate: requireAuth }));
   app.use(adminRoutes({ admin, authenticate: requireAuth }));
 
   app.use(notFound());

@@ -1,5 +1,5 @@
 import { type RequestHandler, Router } from 'express';
-import { requirePermission } from '../auth/authenticate.middleware';
+import { requirePermission } from '../access/authenticate.middleware';
 import { contextOf } from '../http/request-context';
 import { parse } from '../http/validate';
 import type { AdminService } from './admin.service';

@@ -3,13 +3,14 @@ import type { z } from 'zod';
 import type { Clock } from '../clock';
 import type { DB } from '../db/database';
 import type { Database } from '../db/schema';
-import { type AuditEventType, recordEvent, type RequestContext } from '../audit/audit.repository';
-import { revokeUserSessions } from '../auth/session.repository';
+import { type AuditEventType, recordEvent } from '../audit/audit.repository';
 import { AppError } from '../http/problem';
-import { rolesOf, toUserView } from '../users/user.repository';
+import type { RequestContext } from '../http/request-context';
+import { ADMIN_ROLE, countActiveAdmins, isAdmin, listRoleNames, lockAdminGrants, replaceUserRoles, rolesOf } from '../roles/roles.repository';
+import { revokeUserSessions } from '../sessions/session.repository';
+import { toUserView } from '../users/user.repository';
 import type { adminUserView, auditEventView, pageOf } from './admin.schemas';
 import { type Cursor, cursorTimestamp, decodeCursor, encodeCursor } from './cursor';
-import { ADMIN_ROLE, countActiveAdmins, isAdmin, listRoleNames, lockAdminGrants, replaceUserRoles } from './roles.repository';
 import { isUuid } from '../uuid';
 
 export type AdminUserView = z.infer<typeof adminUserView>;

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema';
+import type { RequestContext } from '../http/request-context';
 
 /** The audit event types of CONTRACT.md section 8. */
 export const AUDIT_EVENT_TYPES = [
@@ -18,13 +19,6 @@ export const AUDIT_EVENT_TYPES = [
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
-
-/** Who asked: what every audit event records about the request behind it. */
-export interface RequestContext {
-  ip: string | null;
-  userAgent: string | null;
-  requestId: string | null;
-}
 
 export interface AuditEvent {
   type: AuditEventType;

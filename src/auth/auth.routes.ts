@@ -1,9 +1,10 @@
 import { type RequestHandler, Router } from 'express';
+import { requirePermission } from '../access/authenticate.middleware';
 import { contextOf } from '../http/request-context';
 import { AppError } from '../http/problem';
 import { parse } from '../http/validate';
 import type { AuthService } from './auth.service';
-import { loginBody, refreshBody, registerBody } from './auth.schemas';
+import { changePasswordBody, loginBody, refreshBody, registerBody } from './auth.schemas';
 import { clearRefreshCookie, refreshTokenOf, setRefreshCookie } from './refresh-cookie';
 
 export interface AuthRoutesDeps {
@@ -12,7 +13,7 @@ export interface AuthRoutesDeps {
   refreshTokenTtl: number;
 }
 
-/** POST /auth/register, /login, /refresh, /logout, /logout-all. */
+/** POST /auth/register, /login, /refresh, /logout, /logout-all, and the password change at /users/me/password. */
 export function authRoutes({ auth, authenticate, refreshTokenTtl }: AuthRoutesDeps): Router {
   const router = Router();
 
@@ -46,6 +47,12 @@ export function authRoutes({ auth, authenticate, refreshTokenTtl }: AuthRoutesDe
     const { userId, sessionId } = req.auth!;
     await auth.logoutAll(userId, sessionId, contextOf(req));
     clearRefreshCookie(res);
+    res.status(204).end();
+  });
+
+  router.post('/users/me/password', authenticate, requirePermission('profile:write'), async (req, res) => {
+    const input = parse(changePasswordBody, req.body);
+    await auth.changePassword(req.auth!.userId, req.auth!.sessionId, input, contextOf(req));
     res.status(204).end();
   });
 

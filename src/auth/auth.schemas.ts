@@ -20,6 +20,11 @@ export const loginBody = z.object({
   password: z.string(),
 });
 
+export const changePasswordBody = z.object({
+  currentPassword: z.string(),
+  newPassword: z.string(),
+});
+
 /** Refresh and logout: the token in the body, or else in the `refresh_token` cookie. */
 export const refreshBody = z
   .object({ refreshToken: z.string().max(512).optional() })

@@ -1,32 +1,22 @@
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
+import { recordEvent } from '../audit/audit.repository';
 import { addSeconds, type Clock, secondsUntil } from '../clock';
 import type { Config } from '../config';
 import { type DB, uniqueViolation } from '../db/database';
 import type { Database } from '../db/schema';
-import { recordEvent, type RequestContext } from '../audit/audit.repository';
 import { AppError } from '../http/problem';
+import type { RequestContext } from '../http/request-context';
 import type { PasswordHasher } from '../passwords/password-hasher';
 import { checkPasswordPolicy } from '../passwords/password-policy';
+import { DEFAULT_ROLE } from '../roles/roles.repository';
+import { findSessionWithUser, insertSession, revokeSession, revokeUserSessions, touchSession } from '../sessions/session.repository';
 import type { AccessTokens } from '../tokens/access-token';
-import {
-  findUserByEmail,
-  insertUser,
-  recordLoginFailure,
-  recordLoginSuccess,
-  toUserView,
-} from '../users/user.repository';
+import { findUserByEmail, findUserById, insertUser, toUserView } from '../users/user.repository';
 import type { authResultView, tokenPairView } from './auth.schemas';
+import { findLock, recordLoginFailure, recordLoginSuccess } from './login-failures.repository';
 import { hashRefreshToken, isWellFormedRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token.crypto';
-import {
-  lockRefreshTokenState,
-  findSessionForRefresh,
-  insertRefreshToken,
-  lockRefreshToken,
-  markRotated,
-  touchSession,
-} from './refresh-token.repository';
-import { insertSession, revokeSession, revokeUserSessions } from './session.repository';
+import { insertRefreshToken, lockRefreshToken, lockRefreshTokenState, markRotated } from './refresh-token.repository';
 
 export interface AuthServiceDeps {
   db: DB;
@@ -55,9 +45,6 @@ export interface AuthEvents {
 export type TokenPair = z.infer<typeof tokenPairView>;
 
 export type AuthResult = z.infer<typeof authResultView>;
-
-/** The first role of every account. */
-export const DEFAULT_ROLE = 'user';
 
 /** Trimmed and lower-cased, as the database's CHECK on users.email demands. */
 export function normalizeEmail(email: string): string {
@@ -159,8 +146,8 @@ export function createAuthService(deps: AuthServiceDeps) {
         });
         // Undefined: a parallel request locked the account first; the lock exists, so say so.
         if (!failure) {
-          const current = await db.selectFrom('users').select('locked_until').where('id', '=', user.id).executeTakeFirst();
-          if (current?.locked_until && current.locked_until > at) throw lockedError(current.locked_until, at);
+          const lockedUntil = await findLock(db, user.id);
+          if (lockedUntil && lockedUntil > at) throw lockedError(lockedUntil, at);
         } else if (failure.lockedUntil) {
           events?.accountLocked();
           throw lockedError(failure.lockedUntil, at);
@@ -195,11 +182,13 @@ export function createAuthService(deps: AuthServiceDeps) {
       const outcome = await db.transaction().execute(async (trx) => {
         const row = await lockRefreshToken(trx, hashRefreshToken(refreshToken));
         if (!row) return { kind: 'invalid' as const };
-        const session = await findSessionForRefresh(trx, row.session_id);
-        if (!session.is_active) return { kind: 'disabled' as const };
-        if (session.revoked_at) return { kind: 'invalid' as const };
-        if (at >= session.session_expires_at) return { kind: 'expired' as const };
-        const subject = { userId: session.user_id, sessionId: session.session_id, roles: session.roles };
+        const session = await findSessionWithUser(trx, row.session_id);
+        // The foreign key keeps a token's session; a missing one is a token we cannot honour.
+        if (!session) return { kind: 'invalid' as const };
+        if (!session.isActive) return { kind: 'disabled' as const };
+        if (session.revokedAt) return { kind: 'invalid' as const };
+        if (at >= session.expiresAt) return { kind: 'expired' as const };
+        const subject = { userId: session.userId, sessionId: session.sessionId, roles: session.roles };
 
         if (row.rotated_at === null) {
           if (at >= row.expires_at) return { kind: 'expired' as const };
@@ -208,11 +197,11 @@ export function createAuthService(deps: AuthServiceDeps) {
             sessionId: row.session_id,
             tokenHash: hashRefreshToken(successor),
             at,
-            expiresAt: refreshExpiry(at, session.session_expires_at),
+            expiresAt: refreshExpiry(at, session.expiresAt),
           });
           await markRotated(trx, row.id, { at, successorId, successorBox: sealSuccessor(refreshToken, row.id, successor) });
           await touchSession(trx, row.session_id, at);
-          await recordEvent(trx, { type: 'token.refreshed', userId: session.user_id, context, data: { sessionId: row.session_id }, at });
+          await recordEvent(trx, { type: 'token.refreshed', userId: session.userId, context, data: { sessionId: row.session_id }, at });
           return { kind: 'issued' as const, refreshToken: successor, ...subject };
         }
 
@@ -223,7 +212,7 @@ export function createAuthService(deps: AuthServiceDeps) {
           if (successor) {
             await recordEvent(trx, {
               type: 'token.refreshed',
-              userId: session.user_id,
+              userId: session.userId,
               context,
               data: { sessionId: row.session_id, retry: true },
               at,
@@ -233,7 +222,7 @@ export function createAuthService(deps: AuthServiceDeps) {
         }
 
         await revokeSession(trx, row.session_id, 'refresh_token_reused', at);
-        await recordEvent(trx, { type: 'token.reuse_detected', userId: session.user_id, context, data: { sessionId: row.session_id }, at });
+        await recordEvent(trx, { type: 'token.reuse_detected', userId: session.userId, context, data: { sessionId: row.session_id }, at });
         return { kind: 'reused' as const };
       });
 
@@ -261,10 +250,35 @@ export function createAuthService(deps: AuthServiceDeps) {
         const row = await lockRefreshToken(trx, hashRefreshToken(refreshToken));
         // A rotated token cannot end the session: whoever holds an old copy must not log the user out.
         if (!row || row.rotated_at !== null) return;
-        const session = await findSessionForRefresh(trx, row.session_id);
-        if (await revokeSession(trx, row.session_id, 'logout', at)) {
-          await recordEvent(trx, { type: 'user.logged_out', userId: session.user_id, context, data: { sessionId: row.session_id }, at });
+        const session = await findSessionWithUser(trx, row.session_id);
+        if (session && (await revokeSession(trx, row.session_id, 'logout', at))) {
+          await recordEvent(trx, { type: 'user.logged_out', userId: session.userId, context, data: { sessionId: row.session_id }, at });
         }
+      });
+    },
+
+    /**
+     * Changes the password after checking the current one; every other session is revoked.
+     * A credential check like login's, so it lives with sign-in.
+     */
+    async changePassword(
+      userId: string,
+      currentSessionId: string,
+      input: { currentPassword: string; newPassword: string },
+      context: RequestContext,
+    ): Promise<void> {
+      const user = await findUserById(db, userId);
+      if (!user || !(await hasher.verify(input.currentPassword, user.password_hash))) throw new AppError('INVALID_CREDENTIALS');
+      const weaknesses = checkPasswordPolicy(input.newPassword, config.passwordMinLength, user, 'newPassword');
+      if (input.newPassword === input.currentPassword) weaknesses.push({ path: 'newPassword', message: 'must differ from the current password' });
+      if (weaknesses.length > 0) throw new AppError('WEAK_PASSWORD', { errors: weaknesses });
+
+      const passwordHash = await hasher.hash(input.newPassword);
+      const at = clock();
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: at }).where('id', '=', userId).execute();
+        const revoked = await revokeUserSessions(trx, userId, 'password_changed', at, currentSessionId);
+        await recordEvent(trx, { type: 'password.changed', userId, context, data: { revokedSessions: revoked }, at });
       });
     },
 

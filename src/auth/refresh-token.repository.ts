@@ -1,6 +1,5 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema';
-import { rolesOf } from '../users/user.repository';
 
 export async function insertRefreshToken(
   db: Kysely<Database>,
@@ -22,23 +21,6 @@ export async function lockRefreshToken(db: Kysely<Database>, tokenHash: string) 
   return db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).forUpdate().executeTakeFirst();
 }
 
-/** The session and user behind a refresh token, as refresh needs them. */
-export async function findSessionForRefresh(db: Kysely<Database>, sessionId: string) {
-  return db
-    .selectFrom('sessions')
-    .innerJoin('users', 'users.id', 'sessions.user_id')
-    .select([
-      'sessions.id as session_id',
-      'sessions.expires_at as session_expires_at',
-      'sessions.revoked_at',
-      'users.id as user_id',
-      'users.is_active',
-      rolesOf('users.id').as('roles'),
-    ])
-    .where('sessions.id', '=', sessionId)
-    .executeTakeFirstOrThrow();
-}
-
 /**
  * A successor's state, locked: a grace-window retry must not hand out a successor that a
  * concurrent refresh is rotating at this moment. (Lock order is parent, then successor;
@@ -57,12 +39,4 @@ export async function markRotated(db: Kysely<Database>, id: string, rotation: { 
     .where('rotated_at', 'is', null)
     .executeTakeFirst();
   if (result.numUpdatedRows !== 1n) throw new Error('refresh token was rotated outside its row lock');
-}
-
-export async function touchSession(db: Kysely<Database>, sessionId: string, at: Date): Promise<void> {
-  await db
-    .updateTable('sessions')
-    .set({ last_used_at: sql`greatest(last_used_at, ${at}::timestamptz)` })
-    .where('id', '=', sessionId)
-    .execute();
 }

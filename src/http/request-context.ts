@@ -1,5 +1,11 @@
 import type { Request } from 'express';
-import type { RequestContext } from '../audit/audit.repository';
+
+/** Who asked: what sessions and audit events record about the request behind them. */
+export interface RequestContext {
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+}
 
 /** What services record about the caller; the only piece of Express they ever see, as plain data. */
 export function contextOf(req: Request): RequestContext {

@@ -3,10 +3,11 @@ import { dirname, join } from 'node:path';
 import { OpenApiGeneratorV31, OpenAPIRegistry, type ResponseConfig, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { adminUserPageView, adminUserView, auditEventPageView, listEventsQuery, listUsersQuery, setRolesBody, userIdParam } from '../admin/admin.schemas';
-import { authResultView, loginBody, refreshBody, registerBody, tokenPairView } from '../auth/auth.schemas';
+import { authResultView, changePasswordBody, loginBody, refreshBody, registerBody, tokenPairView } from '../auth/auth.schemas';
 import { PROBLEMS, type ProblemCode, problemType } from '../http/problem';
 import { problemView } from '../http/problem.schemas';
-import { changePasswordBody, currentUserView, sessionView } from '../users/users.schemas';
+import { sessionIdParam, sessionView } from '../sessions/sessions.schemas';
+import { currentUserView } from '../users/users.schemas';
 import { DOCS_ASSET_NAMES } from './docs.assets';
 
 /*
@@ -114,7 +115,6 @@ const refreshCookie = z.object({
   refresh_token: z.string().optional().meta({ description: 'The refresh token, read when the body has no `refreshToken` (cookie mode).' }),
 });
 
-const sessionIdParam = z.object({ id: z.string().meta({ description: 'A session id from GET /users/me/sessions' }) });
 
 // ---- other response bodies ----------------------------------------------------------------
 

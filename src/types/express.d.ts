@@ -1,4 +1,4 @@
-import type { AuthContext } from '../auth/authenticate.middleware';
+import type { AuthContext } from '../access/authenticate.middleware';
 
 declare global {
   namespace Express {

@@ -1,10 +1,5 @@
 import { z } from 'zod';
 
-export const changePasswordBody = z.object({
-  currentPassword: z.string(),
-  newPassword: z.string(),
-});
-
 /*
  * Response shapes. The view types the services return are inferred from these, and the
  * OpenAPI document is generated from them, so neither can drift from what is sent.
@@ -29,15 +24,3 @@ export const userView = z
 export const currentUserView = userView
   .extend({ permissions: z.array(z.string()).meta({ example: ['profile:read', 'profile:write'] }) })
   .meta({ id: 'CurrentUser', description: "The caller's account and its effective permissions, through its roles" });
-
-/** One live session of the caller. */
-export const sessionView = z
-  .object({
-    id: z.uuid(),
-    createdAt: timestamp,
-    lastUsedAt: timestamp,
-    userAgent: z.string().nullable(),
-    ip: z.string().nullable(),
-    current: z.boolean().meta({ description: 'The session of the access token making this request' }),
-  })
-  .meta({ id: 'Session', description: 'A live session (one login), refreshed by its own refresh token' });

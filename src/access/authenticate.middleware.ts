@@ -1,17 +1,37 @@
 import type { RequestHandler } from 'express';
 import type { Clock } from '../clock';
-import type { DB } from '../db/database';
 import { AppError } from '../http/problem';
 import type { AccessTokens } from '../tokens/access-token';
-import { findSessionAccess, toUserView, type UserView } from '../users/user.repository';
+
+/**
+ * Authentication and RBAC for Gatehouse's own routes. This folder knows tokens and
+ * permissions, not features: who the caller is comes from the `loadCaller` it is given,
+ * and no feature imports it back (routes declare their permission; app.ts wires it).
+ */
+
+/** What `loadCaller` tells about the session of a verified token. */
+export interface Caller {
+  sessionId: string;
+  userId: string;
+  isActive: boolean;
+  revokedAt: Date | null;
+  expiresAt: Date;
+  roles: string[];
+  permissions: string[];
+  /** The account's own fields, so a handler can show them (GET /users/me) without another query. */
+  account: { email: string; username: string | null; createdAt: Date; lastLoginAt: Date | null };
+}
+
+/** Looks up a session and its user; undefined when there is no such session. */
+export type LoadCaller = (sessionId: string) => Promise<Caller | undefined>;
 
 /** Who is calling, as checked against the database on this request. */
 export interface AuthContext {
   userId: string;
   sessionId: string;
-  user: UserView;
   roles: string[];
   permissions: string[];
+  account: Caller['account'];
 }
 
 const BEARER = /^Bearer[ ]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
@@ -25,11 +45,11 @@ function tokenProblem(code: 'TOKEN_MISSING' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED' 
 }
 
 /**
- * Bearer authentication for Gatehouse's own routes: the access token must verify, and
- * (one query) its session must be live and its user active. Roles and permissions come
+ * Bearer authentication: the access token must verify, and (one query, through
+ * `loadCaller`) its session must be live and its user active. Roles and permissions come
  * from the database, not the token, so a change takes effect on the next request.
  */
-export function authenticate(deps: { db: DB; accessTokens: AccessTokens; clock: Clock }): RequestHandler {
+export function authenticate(deps: { loadCaller: LoadCaller; accessTokens: AccessTokens; clock: Clock }): RequestHandler {
   return async (req, _res, next) => {
     const header = req.get('authorization');
     if (header === undefined || header.trim() === '') throw tokenProblem('TOKEN_MISSING');
@@ -44,18 +64,12 @@ export function authenticate(deps: { db: DB; accessTokens: AccessTokens; clock: 
       throw error;
     }
 
-    const access = await findSessionAccess(deps.db, claims.sid);
-    if (!access || access.id !== claims.sub) throw tokenProblem('TOKEN_INVALID');
-    if (!access.is_active) throw new AppError('ACCOUNT_DISABLED');
-    if (access.revoked_at !== null || access.expires_at <= deps.clock()) throw tokenProblem('SESSION_REVOKED');
+    const caller = await deps.loadCaller(claims.sid);
+    if (!caller || caller.userId !== claims.sub) throw tokenProblem('TOKEN_INVALID');
+    if (!caller.isActive) throw new AppError('ACCOUNT_DISABLED');
+    if (caller.revokedAt !== null || caller.expiresAt <= deps.clock()) throw tokenProblem('SESSION_REVOKED');
 
-    req.auth = {
-      userId: access.id,
-      sessionId: claims.sid,
-      user: toUserView(access, access.roles),
-      roles: access.roles,
-      permissions: access.permissions,
-    };
+    req.auth = { userId: caller.userId, sessionId: claims.sid, roles: caller.roles, permissions: caller.permissions, account: caller.account };
     next();
   };
 }

@@ -4,6 +4,17 @@ import type { Database } from '../db/schema';
 /** The role that holds users:write; the service never lets the last active holder go. */
 export const ADMIN_ROLE = 'admin';
 
+/** The first role of every account. */
+export const DEFAULT_ROLE = 'user';
+
+/** A correlated subquery for a user's role names, sorted; `userId` is the outer column. */
+export const rolesOf = (userId: string) =>
+  sql<string[]>`array(select ur.role from user_roles ur where ur.user_id = ${sql.ref(userId)} order by ur.role)`;
+
+/** The same for the user's effective permissions, through their roles. */
+export const permissionsOf = (userId: string) =>
+  sql<string[]>`array(select distinct rp.permission from user_roles ur join role_permissions rp on rp.role = ur.role where ur.user_id = ${sql.ref(userId)} order by rp.permission)`;
+
 export async function listRoleNames(db: Kysely<Database>): Promise<string[]> {
   const rows = await db.selectFrom('roles').select('name').orderBy('name').execute();
   return rows.map((row) => row.name);
