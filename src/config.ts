@@ -1,51 +1,13 @@
 import { z } from 'zod';
 
-/**
- * The service's configuration, read once from the environment at start-up.
- * Every variable of CONTRACT.md section 1 is here, with its default; no secret has one.
- */
-export interface Config {
-  readonly nodeEnv: 'development' | 'production' | 'test';
-  readonly isProduction: boolean;
-  readonly port: number;
-  readonly host: string;
-  readonly databaseUrl: string | undefined;
-  readonly dataDir: string;
-  readonly redisUrl: string | undefined;
-  /** Prefix of every Redis key, so deployments (or test runs) can share one Redis. */
-  readonly redisPrefix: string;
-  readonly keysDir: string;
-  readonly jwtPrivateKey: string | undefined;
-  readonly jwtIssuer: string;
-  readonly jwtAudience: string;
-  /** Seconds. */
-  readonly accessTokenTtl: number;
-  readonly refreshTokenTtl: number;
-  readonly sessionMaxAge: number;
-  readonly refreshReuseGrace: number;
-  readonly bcryptCost: number;
-  readonly passwordMinLength: number;
-  readonly hmacMode: 'off' | 'optional' | 'required';
-  readonly hmacClients: ReadonlyMap<string, string>;
-  readonly hmacMaxSkew: number;
-  readonly corsOrigins: readonly string[];
-  readonly trustProxy: boolean | number | string;
-  readonly rateLimitWindow: number;
-  readonly rateLimitMax: number;
-  readonly authRateLimitMax: number;
-  readonly loginMaxFailures: number;
-  readonly lockoutDuration: number;
-  readonly bodyLimit: string;
-  readonly logLevel: string;
-  readonly shutdownTimeout: number;
-  /** Days `npm run prune` keeps audit events. */
-  readonly auditRetentionDays: number;
-}
-
 /** A bad configuration value; the message names the variable and fits on one line. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
+
+// --- Value kinds ----------------------------------------------------------------
+// Every variable's schema takes the variable's text (undefined when unset) and gives the
+// setting. A `.default()` is the documented default: `npm run docs:config` reads it back.
 
 const seconds = (fallback: number, min = 0) =>
   z
@@ -63,22 +25,26 @@ const integer = (fallback: number, min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
+const text = (fallback: string) => z.string().min(1).default(fallback);
+
+/** Unset and blank are the same: no value. */
 const optionalText = z
   .string()
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
 
+/** Comma-separated items, trimmed, empty ones dropped; unset is an empty list. */
 const list = z
   .string()
-  .default('')
+  .optional()
   .transform((value) =>
-    value
+    (value ?? '')
       .split(',')
       .map((item) => item.trim())
       .filter((item) => item !== ''),
   );
 
-const hmacClients = list.transform((entries, ctx) => {
+const hmacClients = list.transform((entries, ctx): ReadonlyMap<string, string> => {
   const clients = new Map<string, string>();
   for (const entry of entries) {
     const colon = entry.indexOf(':');
@@ -99,17 +65,19 @@ const hmacClients = list.transform((entries, ctx) => {
     }
     clients.set(id, secret);
   }
-  return clients as ReadonlyMap<string, string>;
+  return clients;
 });
 
-const origins = list.pipe(
-  z.array(
-    z
-      .string()
-      .refine((origin) => origin !== '*', 'must list origins; "*" is not allowed')
-      .refine((origin) => /^https?:\/\/[^/\s]+$/.test(origin), 'each origin must look like https://app.example.com'),
-  ),
-);
+const origins = list
+  .pipe(
+    z.array(
+      z
+        .string()
+        .refine((origin) => origin !== '*', 'must list origins; "*" is not allowed')
+        .refine((origin) => /^https?:\/\/[^/\s]+$/.test(origin), 'each origin must look like https://app.example.com'),
+    ),
+  )
+  .transform((items): readonly string[] => Object.freeze(items));
 
 // Express's `trust proxy`: a hop count, or addresses/subnets; never a blanket `true`,
 // which would let any client choose its own IP through X-Forwarded-For.
@@ -127,108 +95,332 @@ const trustProxy = z
     return trimmed;
   });
 
-const schema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  PORT: integer(3000, 0, 65535),
-  HOST: z.string().min(1).default('0.0.0.0'),
-  DATABASE_URL: optionalText.pipe(
-    z
+// --- The declaration ------------------------------------------------------------
+
+/** Headings of `.env.example`, in order. */
+export type ConfigGroup =
+  | 'Server'
+  | 'Database and shared stores'
+  | 'Keys and tokens'
+  | 'Passwords and lockout'
+  | 'HMAC request signing'
+  | 'CORS and proxy'
+  | 'Rate limits'
+  | 'Logging'
+  | 'Retention';
+
+/**
+ * One environment variable: everything the parser and the docs (`.env.example`, the README's
+ * configuration table, both written by `npm run docs:config`) know about it.
+ */
+export interface ConfigVariable {
+  /** The {@link Config} property it fills. */
+  readonly property: string;
+  /**
+   * Parses the variable's text (undefined when unset). Its `.default()`, if any, is the
+   * default the docs show; a secret never has one.
+   */
+  readonly schema: z.ZodType;
+  /** What it does: one line of Markdown, lower-case start, no final full stop. */
+  readonly meaning: string;
+  readonly group: ConfigGroup;
+  /** A credential: never given a default, never shown with a value in the docs. */
+  readonly secret?: boolean;
+  /** What leaving it unset means, for a variable with no default. */
+  readonly whenUnset?: string;
+  /**
+   * A default that depends on the value of another variable, declared before this one:
+   * `when` maps that value to this variable's text, `otherwise` covers every other value.
+   */
+  readonly defaultFrom?: {
+    readonly variable: string;
+    readonly when: Readonly<Record<string, string>>;
+    readonly otherwise: string;
+  };
+}
+
+/**
+ * Every environment variable the service reads, in the order of the docs; the one place
+ * to add one. `Config` is typed from it.
+ */
+export const configVariables = {
+  PORT: { property: 'port', group: 'Server', meaning: 'port to listen on', schema: integer(3000, 0, 65535) },
+  HOST: { property: 'host', group: 'Server', meaning: 'address to bind; `0.0.0.0` listens on every interface', schema: text('0.0.0.0') },
+  NODE_ENV: {
+    property: 'nodeEnv',
+    group: 'Server',
+    meaning: 'the environment: `production` requires HMAC, refuses to generate keys, hides internal error details',
+    schema: z.enum(['development', 'production', 'test']).default('development'),
+  },
+  BODY_LIMIT: {
+    property: 'bodyLimit',
+    group: 'Server',
+    meaning: 'largest accepted request body (bigger bodies get 413)',
+    schema: z
       .string()
-      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection string')
-      .optional(),
-  ),
-  DATA_DIR: z.string().min(1).default('./data'),
-  REDIS_URL: optionalText.pipe(
-    z
+      .default('16kb')
+      .refine((value) => /^\d+(b|kb|mb)?$/i.test(value.trim()), 'must be a size such as 16kb')
+      .transform((value) => value.trim().toLowerCase()),
+  },
+  SHUTDOWN_TIMEOUT: {
+    property: 'shutdownTimeout',
+    group: 'Server',
+    meaning: 'seconds requests in flight get to finish after SIGTERM/SIGINT before the server exits',
+    schema: seconds(10, 1),
+  },
+
+  DATABASE_URL: {
+    property: 'databaseUrl',
+    group: 'Database and shared stores',
+    meaning: 'PostgreSQL connection string (`postgres://user:password@host:5432/database`)',
+    secret: true,
+    whenUnset: 'embedded PGlite under `DATA_DIR`',
+    schema: optionalText.pipe(
+      z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection string')
+        .optional(),
+    ),
+  },
+  DATA_DIR: {
+    property: 'dataDir',
+    group: 'Database and shared stores',
+    meaning: 'where the embedded database lives when `DATABASE_URL` is unset',
+    schema: text('./data'),
+  },
+  REDIS_URL: {
+    property: 'redisUrl',
+    group: 'Database and shared stores',
+    meaning: 'shared store for rate-limit counters and HMAC nonces, so several instances act as one (`redis://` or `rediss://`)',
+    secret: true,
+    whenUnset: 'in-process stores',
+    schema: optionalText.pipe(
+      z
+        .string()
+        .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+        .optional(),
+    ),
+  },
+  REDIS_PREFIX: {
+    property: 'redisPrefix',
+    group: 'Database and shared stores',
+    meaning: 'prefix of every Redis key, so deployments (or test runs) can share one Redis',
+    schema: z
       .string()
-      .regex(/^rediss?:\/\//, 'must be a redis:// URL')
-      .optional(),
-  ),
-  REDIS_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'must be 1-64 characters of letters, digits and ":_.-"')
-    .default('gatehouse:'),
-  KEYS_DIR: z.string().min(1).default('./keys'),
-  JWT_PRIVATE_KEY: optionalText,
-  JWT_ISSUER: z.string().min(1).default('gatehouse'),
-  JWT_AUDIENCE: z.string().min(1).default('gatehouse'),
-  ACCESS_TOKEN_TTL: seconds(900, 1),
-  REFRESH_TOKEN_TTL: seconds(604800, 1),
-  SESSION_MAX_AGE: seconds(2592000, 1),
-  REFRESH_REUSE_GRACE: seconds(10),
-  BCRYPT_COST: integer(12, 4, 15),
-  PASSWORD_MIN_LENGTH: integer(8, 1, 72),
-  HMAC_MODE: z.enum(['off', 'optional', 'required']).optional(),
-  HMAC_CLIENTS: hmacClients,
-  HMAC_MAX_SKEW: seconds(300, 1),
-  CORS_ORIGINS: origins,
-  TRUST_PROXY: trustProxy,
-  RATE_LIMIT_WINDOW: seconds(60, 1),
-  RATE_LIMIT_MAX: integer(300, 1, 1_000_000),
-  AUTH_RATE_LIMIT_MAX: integer(20, 1, 1_000_000),
-  LOGIN_MAX_FAILURES: integer(5, 1, 1000),
-  LOCKOUT_DURATION: seconds(900, 1),
-  BODY_LIMIT: z
-    .string()
-    .default('16kb')
-    .refine((value) => /^\d+(b|kb|mb)?$/i.test(value.trim()), 'must be a size such as 16kb'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  SHUTDOWN_TIMEOUT: seconds(10, 1),
-  AUDIT_RETENTION_DAYS: integer(90, 1, 36500),
-});
+      .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'must be 1-64 characters of letters, digits and ":_.-"')
+      .default('gatehouse:'),
+  },
+
+  KEYS_DIR: {
+    property: 'keysDir',
+    group: 'Keys and tokens',
+    meaning: 'folder of PEM key pairs: the newest signs, all are published in the JWKS',
+    schema: text('./keys'),
+  },
+  JWT_PRIVATE_KEY: {
+    property: 'jwtPrivateKey',
+    group: 'Keys and tokens',
+    meaning: 'PEM text of the RSA signing key, used instead of `KEYS_DIR` (`\\n` escapes accepted)',
+    secret: true,
+    whenUnset: 'the newest key in `KEYS_DIR` signs',
+    schema: optionalText,
+  },
+  JWT_ISSUER: { property: 'jwtIssuer', group: 'Keys and tokens', meaning: '`iss` claim of access tokens', schema: text('gatehouse') },
+  JWT_AUDIENCE: { property: 'jwtAudience', group: 'Keys and tokens', meaning: '`aud` claim of access tokens', schema: text('gatehouse') },
+  ACCESS_TOKEN_TTL: { property: 'accessTokenTtl', group: 'Keys and tokens', meaning: 'access token lifetime', schema: seconds(900, 1) },
+  REFRESH_TOKEN_TTL: {
+    property: 'refreshTokenTtl',
+    group: 'Keys and tokens',
+    meaning: 'lifetime of each refresh token (sliding: renewed by every refresh)',
+    schema: seconds(604800, 1),
+  },
+  SESSION_MAX_AGE: {
+    property: 'sessionMaxAge',
+    group: 'Keys and tokens',
+    meaning: 'absolute lifetime of a session, however often it is refreshed',
+    schema: seconds(2592000, 1),
+  },
+  REFRESH_REUSE_GRACE: {
+    property: 'refreshReuseGrace',
+    group: 'Keys and tokens',
+    meaning: 'seconds in which a just-rotated refresh token may be retried and get the same successor; `0` = strict',
+    schema: seconds(10),
+  },
+
+  BCRYPT_COST: { property: 'bcryptCost', group: 'Passwords and lockout', meaning: 'work factor of bcrypt', schema: integer(12, 4, 15) },
+  PASSWORD_MIN_LENGTH: {
+    property: 'passwordMinLength',
+    group: 'Passwords and lockout',
+    meaning: 'minimum password length in characters (Unicode code points)',
+    schema: integer(8, 1, 72),
+  },
+  LOGIN_MAX_FAILURES: {
+    property: 'loginMaxFailures',
+    group: 'Passwords and lockout',
+    meaning: 'consecutive failed logins that lock an account',
+    schema: integer(5, 1, 1000),
+  },
+  LOCKOUT_DURATION: {
+    property: 'lockoutDuration',
+    group: 'Passwords and lockout',
+    meaning: 'how long a locked account stays locked',
+    schema: seconds(900, 1),
+  },
+
+  HMAC_MODE: {
+    property: 'hmacMode',
+    group: 'HMAC request signing',
+    meaning: 'whether requests must be signed: `optional` checks a signature only when its headers are present',
+    schema: z.enum(['off', 'optional', 'required']),
+    defaultFrom: { variable: 'NODE_ENV', when: { production: 'required' }, otherwise: 'optional' },
+  },
+  HMAC_CLIENTS: {
+    property: 'hmacClients',
+    group: 'HMAC request signing',
+    meaning: 'signing clients, `clientId:secret,clientId:secret`; each secret at least 32 characters',
+    secret: true,
+    whenUnset: 'no clients',
+    schema: hmacClients,
+  },
+  HMAC_MAX_SKEW: {
+    property: 'hmacMaxSkew',
+    group: 'HMAC request signing',
+    meaning: 'allowed clock difference for `X-Timestamp`',
+    schema: seconds(300, 1),
+  },
+
+  CORS_ORIGINS: {
+    property: 'corsOrigins',
+    group: 'CORS and proxy',
+    meaning: 'comma-separated origins allowed for cross-origin browser calls; never `*`',
+    whenUnset: 'no cross-origin browser access',
+    schema: origins,
+  },
+  TRUST_PROXY: {
+    property: 'trustProxy',
+    group: 'CORS and proxy',
+    meaning:
+      'Express `trust proxy`: a hop count (e.g. `1`) or proxy addresses/subnets, never `true`; only then is `X-Forwarded-For` believed',
+    schema: trustProxy,
+  },
+
+  RATE_LIMIT_WINDOW: {
+    property: 'rateLimitWindow',
+    group: 'Rate limits',
+    meaning: 'window of the per-IP rate limits',
+    schema: seconds(60, 1),
+  },
+  RATE_LIMIT_MAX: {
+    property: 'rateLimitMax',
+    group: 'Rate limits',
+    meaning: 'requests per IP per window, over all routes but health and metrics',
+    schema: integer(300, 1, 1_000_000),
+  },
+  AUTH_RATE_LIMIT_MAX: {
+    property: 'authRateLimitMax',
+    group: 'Rate limits',
+    meaning: 'requests per IP per window for `/auth/register` and `/auth/login`',
+    schema: integer(20, 1, 1_000_000),
+  },
+
+  LOG_LEVEL: {
+    property: 'logLevel',
+    group: 'Logging',
+    meaning: 'least severe level logged (pino)',
+    // Typed `string`, as before this declaration and as createLogger takes it.
+    schema: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .transform((level): string => level),
+  },
+
+  AUDIT_RETENTION_DAYS: {
+    property: 'auditRetentionDays',
+    group: 'Retention',
+    meaning: 'days `npm run prune` keeps audit events; expired sessions and refresh tokens are pruned too',
+    schema: integer(90, 1, 36500),
+  },
+} as const satisfies Readonly<Record<string, ConfigVariable>>;
+
+type Variables = typeof configVariables;
+export type ConfigVariableName = keyof Variables;
+
+/** The settings the variables fill, one per variable, typed by its schema's output. */
+type Settings = {
+  readonly [Name in ConfigVariableName as Variables[Name]['property']]: z.output<Variables[Name]['schema']>;
+};
+
+/** Settings computed from the others rather than read from a variable of their own. */
+const derived = {
+  isProduction: (settings: Settings): boolean => settings.nodeEnv === 'production',
+};
+
+type Derived = { readonly [K in keyof typeof derived]: ReturnType<(typeof derived)[K]> };
+
+/** The service's configuration, read once from the environment at start-up; frozen. */
+export type Config = { readonly [K in keyof (Settings & Derived)]: (Settings & Derived)[K] };
+
+/** A condition between variables, checked once each is valid on its own. */
+export interface ConfigRule {
+  /** The variable the error names (and the docs list the rule under). */
+  readonly variable: ConfigVariableName;
+  /** Completes "Invalid configuration: VARIABLE …"; names other variables in capitals. */
+  readonly message: string;
+  readonly holds: (config: Config) => boolean;
+}
+
+export const configRules: readonly ConfigRule[] = [
+  {
+    variable: 'HMAC_CLIENTS',
+    message: 'must list at least one client when HMAC_MODE is required',
+    holds: (config) => config.hmacMode !== 'required' || config.hmacClients.size > 0,
+  },
+  {
+    variable: 'SESSION_MAX_AGE',
+    message: 'must be at least ACCESS_TOKEN_TTL',
+    holds: (config) => config.sessionMaxAge >= config.accessTokenTtl,
+  },
+];
+
+// --- The parser -------------------------------------------------------------------
+
+function invalid(variable: string, message: string): ConfigError {
+  return new ConfigError(`Invalid configuration: ${variable} ${message}`);
+}
+
+/** The text an unset variable with a {@link ConfigVariable.defaultFrom} default takes. */
+function dependentDefault(name: string, variable: ConfigVariable, parsed: ReadonlyMap<string, unknown>): string | undefined {
+  const rule = variable.defaultFrom;
+  if (!rule) return undefined;
+  if (!parsed.has(rule.variable)) {
+    // A mistake in the declaration above, not in the environment.
+    throw new TypeError(`${name}'s default depends on ${rule.variable}, which must be declared before it`);
+  }
+  const value = String(parsed.get(rule.variable));
+  return Object.hasOwn(rule.when, value) ? rule.when[value] : rule.otherwise;
+}
 
 /**
  * Parses and validates the environment. Throws a {@link ConfigError} naming the first
- * bad variable; the returned object is frozen.
+ * bad variable (in declaration order), then the first broken rule between variables;
+ * the returned object is frozen.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const variable = String(issue.path[0] ?? 'environment');
-    throw new ConfigError(`Invalid configuration: ${variable} ${issue.message}`);
+  const parsed = new Map<string, unknown>();
+  const settings: Record<string, unknown> = {};
+  for (const [name, variable] of Object.entries(configVariables) as [string, ConfigVariable][]) {
+    const result = variable.schema.safeParse(env[name] ?? dependentDefault(name, variable, parsed));
+    if (!result.success) throw invalid(name, result.error.issues[0]!.message);
+    parsed.set(name, result.data);
+    settings[variable.property] = result.data;
   }
-  const e = parsed.data;
-  const isProduction = e.NODE_ENV === 'production';
-  const hmacMode = e.HMAC_MODE ?? (isProduction ? 'required' : 'optional');
-  if (hmacMode === 'required' && e.HMAC_CLIENTS.size === 0) {
-    throw new ConfigError('Invalid configuration: HMAC_CLIENTS must list at least one client when HMAC_MODE is required');
-  }
-  if (e.SESSION_MAX_AGE < e.ACCESS_TOKEN_TTL) {
-    throw new ConfigError('Invalid configuration: SESSION_MAX_AGE must be at least ACCESS_TOKEN_TTL');
-  }
-  return Object.freeze({
-    nodeEnv: e.NODE_ENV,
-    isProduction,
-    port: e.PORT,
-    host: e.HOST,
-    databaseUrl: e.DATABASE_URL,
-    dataDir: e.DATA_DIR,
-    redisUrl: e.REDIS_URL,
-    redisPrefix: e.REDIS_PREFIX,
-    keysDir: e.KEYS_DIR,
-    jwtPrivateKey: e.JWT_PRIVATE_KEY,
-    jwtIssuer: e.JWT_ISSUER,
-    jwtAudience: e.JWT_AUDIENCE,
-    accessTokenTtl: e.ACCESS_TOKEN_TTL,
-    refreshTokenTtl: e.REFRESH_TOKEN_TTL,
-    sessionMaxAge: e.SESSION_MAX_AGE,
-    refreshReuseGrace: e.REFRESH_REUSE_GRACE,
-    bcryptCost: e.BCRYPT_COST,
-    passwordMinLength: e.PASSWORD_MIN_LENGTH,
-    hmacMode,
-    hmacClients: e.HMAC_CLIENTS,
-    hmacMaxSkew: e.HMAC_MAX_SKEW,
-    corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
-    trustProxy: e.TRUST_PROXY,
-    rateLimitWindow: e.RATE_LIMIT_WINDOW,
-    rateLimitMax: e.RATE_LIMIT_MAX,
-    authRateLimitMax: e.AUTH_RATE_LIMIT_MAX,
-    loginMaxFailures: e.LOGIN_MAX_FAILURES,
-    lockoutDuration: e.LOCKOUT_DURATION,
-    bodyLimit: e.BODY_LIMIT.trim().toLowerCase(),
-    logLevel: e.LOG_LEVEL,
-    shutdownTimeout: e.SHUTDOWN_TIMEOUT,
-    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
-  });
+  // Built property by property from the declaration `Settings` is mapped from.
+  const base = settings as Settings;
+  const config: Config = {
+    ...base,
+    ...(Object.fromEntries(Object.entries(derived).map(([property, derive]) => [property, derive(base)])) as Derived),
+  };
+  const broken = configRules.find((rule) => !rule.holds(config));
+  if (broken) throw invalid(broken.variable, broken.message);
+  return Object.freeze(config);
 }

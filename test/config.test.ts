@@ -172,3 +172,50 @@ describe('loadConfig', () => {
     expect(config.port).toBe(3000);
   });
 });
+
+describe('loadConfig: rules between variables', () => {
+  it.each([
+    [{ NODE_ENV: 'test' }, 'optional'],
+    [{ NODE_ENV: 'development' }, 'optional'],
+    [{ NODE_ENV: 'production', HMAC_CLIENTS: `ios:${SECRET_A}` }, 'required'],
+    [{ NODE_ENV: 'production', HMAC_MODE: 'off' }, 'off'],
+  ])('when the environment is %p, then HMAC_MODE is %s', (env, mode) => {
+    expect(loadConfig(env).hmacMode).toBe(mode);
+  });
+
+  it.each([
+    [{ HMAC_MODE: 'required' }, 'Invalid configuration: HMAC_CLIENTS must list at least one client when HMAC_MODE is required'],
+    [{ NODE_ENV: 'production' }, 'Invalid configuration: HMAC_CLIENTS must list at least one client when HMAC_MODE is required'],
+    [{ SESSION_MAX_AGE: '60', ACCESS_TOKEN_TTL: '61' }, 'Invalid configuration: SESSION_MAX_AGE must be at least ACCESS_TOKEN_TTL'],
+  ])('when the environment is %p, then the error is %p', (env, message) => {
+    expect(configErrorOf(env).message).toBe(message);
+  });
+
+  it('when SESSION_MAX_AGE equals ACCESS_TOKEN_TTL, then it is accepted', () => {
+    expect(loadConfig({ SESSION_MAX_AGE: '300', ACCESS_TOKEN_TTL: '300' }).sessionMaxAge).toBe(300);
+  });
+
+  it('when a variable is bad and a rule is broken too, then the error names the bad variable', () => {
+    expect(configErrorOf({ PORT: 'abc', SESSION_MAX_AGE: '60', ACCESS_TOKEN_TTL: '61' }).message).toMatch(/^Invalid configuration: PORT /);
+  });
+
+  it.each([
+    ['PORT', 'abc', 'Invalid configuration: PORT must be a whole number'],
+    ['BCRYPT_COST', '16', 'Invalid configuration: BCRYPT_COST must be at most 15'],
+    ['CORS_ORIGINS', '*', 'Invalid configuration: CORS_ORIGINS must list origins; "*" is not allowed'],
+  ])('when %s=%s, then the error reads %p', (variable, value, message) => {
+    expect(configErrorOf({ [variable]: value }).message).toBe(message);
+  });
+
+  it('when blank, then DATABASE_URL, REDIS_URL and JWT_PRIVATE_KEY count as unset', () => {
+    expect(loadConfig({ DATABASE_URL: ' ', REDIS_URL: '', JWT_PRIVATE_KEY: '' })).toMatchObject({
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      jwtPrivateKey: undefined,
+    });
+  });
+
+  it('when the environment is empty, then the defaults not in CONTRACT.md are those of the README', () => {
+    expect(loadConfig({})).toMatchObject({ redisPrefix: 'gatehouse:', auditRetentionDays: 90, shutdownTimeout: 10 });
+  });
+});
