@@ -3,8 +3,10 @@
  * Every request is HMAC-signed (CONTRACT.md section 5); an expired access token is
  * refreshed once, shared by every call that needs it, and the call retried.
  *
- * Runs on Node 20's global fetch; its only other dependency is the project's signer.
+ * Runs on Node 20's global fetch; its only other dependencies are the project's signer and
+ * (types only) the problem catalogue Gatehouse answers from.
  */
+import type { ProblemCode } from '../problems/catalogue';
 import { signRequest } from '../signature/signer';
 
 /** The tokens of one signed-in session. */
@@ -125,9 +127,16 @@ export function memoryStorage(): TokenStorage {
 }
 
 /** Answers to a refresh meaning the session is over for good: trying again cannot help. */
-const REFRESH_REFUSED = new Set(['REFRESH_TOKEN_INVALID', 'REFRESH_TOKEN_EXPIRED', 'REFRESH_TOKEN_REUSED', 'ACCOUNT_DISABLED']);
+const REFRESH_REFUSED = new Set<string>([
+  'REFRESH_TOKEN_INVALID',
+  'REFRESH_TOKEN_EXPIRED',
+  'REFRESH_TOKEN_REUSED',
+  'ACCOUNT_DISABLED',
+] satisfies ProblemCode[]);
+/** The answer to an access token past its expiry: refresh once and retry. */
+const ACCESS_TOKEN_EXPIRED: ProblemCode = 'TOKEN_EXPIRED';
 /** Answers of Gatehouse's own routes to a live access token whose session has ended. */
-const SESSION_ENDED = new Set(['SESSION_REVOKED', 'ACCOUNT_DISABLED']);
+const SESSION_ENDED = new Set<string>(['SESSION_REVOKED', 'ACCOUNT_DISABLED'] satisfies ProblemCode[]);
 
 function problemOf(status: number, text: string, contentType: string | null): Problem {
   if (contentType && /json/i.test(contentType)) {
@@ -245,7 +254,7 @@ export function createClient(options: ClientOptions): GatehouseClient {
     if (!tokens || !answer.problem) return answer.res;
 
     let used = tokens.accessToken;
-    if (answer.problem.code === 'TOKEN_EXPIRED') {
+    if (answer.problem.code === ACCESS_TOKEN_EXPIRED) {
       const fresh = await refreshSession(used);
       used = fresh.accessToken;
       // Retried once; whatever it answers now is the answer, so this never loops.

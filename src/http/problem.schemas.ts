@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { type FieldError, PROBLEMS, type ProblemBody, type ProblemCode } from './problem';
+import { PROBLEMS, type ProblemCode } from '../problems/catalogue';
+import type { FieldError, ProblemBody } from './problem';
 
 /** Every machine-readable error code, in the order of {@link PROBLEMS}. */
 export const PROBLEM_CODES = Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]];
@@ -26,5 +27,7 @@ export const problemView = z
 
 // ProblemBody is what the error handler sends; this fails to compile if it and the schema part.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const problemSchemaMatches: Same<z.infer<typeof problemView>, ProblemBody> & Same<z.infer<typeof fieldErrorView>, FieldError> = true;
+const problemSchemaMatches: Same<z.infer<typeof problemView>, ProblemBody> = true;
+const fieldErrorSchemaMatches: Same<z.infer<typeof fieldErrorView>, FieldError> = true;
 void problemSchemaMatches;
+void fieldErrorSchemaMatches;

@@ -1,38 +1,8 @@
-/**
- * The machine-readable error codes of CONTRACT.md, each with its HTTP status and a
- * fixed, dull title. Security failures never say more than their title.
- */
-export const PROBLEMS = {
-  VALIDATION_FAILED: { status: 422, title: 'The request is not valid' },
-  WEAK_PASSWORD: { status: 422, title: 'The password does not meet the password policy' },
-  EMAIL_TAKEN: { status: 409, title: 'An account with this email already exists' },
-  USERNAME_TAKEN: { status: 409, title: 'This username is taken' },
-  INVALID_CREDENTIALS: { status: 401, title: 'Invalid email or password' },
-  ACCOUNT_LOCKED: { status: 423, title: 'The account is temporarily locked' },
-  ACCOUNT_DISABLED: { status: 403, title: 'The account is disabled' },
-  REFRESH_TOKEN_INVALID: { status: 401, title: 'The refresh token is not valid' },
-  REFRESH_TOKEN_EXPIRED: { status: 401, title: 'The refresh token has expired' },
-  REFRESH_TOKEN_REUSED: { status: 401, title: 'The refresh token was already used; the session is revoked' },
-  TOKEN_MISSING: { status: 401, title: 'An access token is required' },
-  TOKEN_INVALID: { status: 401, title: 'The access token is not valid' },
-  TOKEN_EXPIRED: { status: 401, title: 'The access token has expired' },
-  SESSION_REVOKED: { status: 401, title: 'The session has been revoked' },
-  SIGNATURE_MISSING: { status: 401, title: 'The request signature is missing' },
-  SIGNATURE_INVALID: { status: 401, title: 'The request signature is not valid' },
-  SIGNATURE_EXPIRED: { status: 401, title: 'The request timestamp is outside the allowed window' },
-  SIGNATURE_REPLAYED: { status: 401, title: 'The request nonce was already used' },
-  FORBIDDEN: { status: 403, title: 'Not allowed' },
-  LAST_ADMIN: { status: 409, title: 'This would leave no active admin' },
-  NOT_FOUND: { status: 404, title: 'Not found' },
-  MALFORMED_BODY: { status: 400, title: 'The request body is not valid JSON' },
-  PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'The request body must be application/json' },
-  RATE_LIMITED: { status: 429, title: 'Too many requests' },
-  INTERNAL: { status: 500, title: 'Internal server error' },
-  UNAVAILABLE: { status: 503, title: 'The service is temporarily unavailable' },
-} as const satisfies Record<string, { status: number; title: string }>;
+import { PROBLEMS, type ProblemCode, problemType } from '../problems/catalogue';
 
-export type ProblemCode = keyof typeof PROBLEMS;
+// The catalogue lives in problems/ so the published SDKs share it; re-exported for the service's importers.
+export { PROBLEMS, problemType };
+export type { ProblemCode };
 
 /** One field-level validation failure; `path` is dotted (`password`, `roles.0`). */
 export interface FieldError {
@@ -40,10 +10,27 @@ export interface FieldError {
   message: string;
 }
 
+/** The `error` of a Bearer challenge (RFC 6750 section 3.1). */
+export type BearerChallengeError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+
+/** A request for Bearer credentials; the error handler renders it as `WWW-Authenticate`. */
+export interface BearerChallenge {
+  /** Absent when no credentials were sent at all (RFC 6750 section 3.1: then no error code). */
+  error?: BearerChallengeError;
+}
+
 export interface ProblemOptions {
   /** A human explanation of this occurrence; must never carry input secrets. */
   detail?: string;
   errors?: FieldError[];
+  /** Seconds the client should wait before trying again; sent as `Retry-After` (RFC 9110 section 10.2.3). */
+  retryAfter?: number;
+  /** Sent as `WWW-Authenticate: Bearer realm="gatehouse"[, error="…"]` (RFC 6750 section 3). */
+  challenge?: BearerChallenge;
+  /**
+   * @deprecated Response headers spelled out by the thrower. Use `retryAfter` or `challenge`,
+   * which the error handler renders; kept only until the last callers have switched.
+   */
   headers?: Record<string, string>;
   cause?: unknown;
 }
@@ -58,6 +45,10 @@ export class AppError extends Error {
   readonly title: string;
   readonly detail: string | undefined;
   readonly errors: FieldError[] | undefined;
+  /** Whole seconds, never negative. */
+  readonly retryAfter: number | undefined;
+  readonly challenge: BearerChallenge | undefined;
+  /** @deprecated See {@link ProblemOptions.headers}. */
   readonly headers: Record<string, string>;
 
   constructor(
@@ -69,13 +60,16 @@ export class AppError extends Error {
     this.title = PROBLEMS[code].title;
     this.detail = options.detail;
     this.errors = options.errors;
+    const { retryAfter } = options;
+    // A caller bug, not the client's: say so where it is made.
+    if (retryAfter !== undefined && !(Number.isFinite(retryAfter) && retryAfter >= 0)) {
+      throw new TypeError(`AppError: retryAfter must be a number of seconds, at least 0 (got ${retryAfter})`);
+    }
+    // Retry-After takes whole seconds; rounding up never invites a client back too early.
+    this.retryAfter = retryAfter === undefined ? undefined : Math.ceil(retryAfter);
+    this.challenge = options.challenge;
     this.headers = options.headers ?? {};
   }
-}
-
-/** The `type` URI of a problem: stable, and documented in the README. */
-export function problemType(code: ProblemCode): string {
-  return `urn:gatehouse:problem:${code.toLowerCase().replace(/_/g, '-')}`;
 }
 
 export interface ProblemBody {

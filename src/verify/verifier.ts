@@ -2,34 +2,28 @@
  * `gatehouse/verify`: checks Gatehouse access tokens in another service, offline, against
  * the keys Gatehouse publishes at /.well-known/jwks.json (CONTRACT.md section 4).
  *
- * It ships to other services, so it depends on `jose` at run time and on Express's types
- * only; of the service, only the dependency-free token-spelling check.
+ * It ships to other services, so it depends on `jose` (the signature) at run time and on
+ * Express's types only. Of the service it takes only dependency-free modules: the token rules
+ * Gatehouse itself verifies with (tokens/claims.ts), the Bearer header parser, and the
+ * problem catalogue, so a token and its refusal read the same here as at Gatehouse.
  */
 import type { RequestHandler } from 'express';
-import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
-import { isCanonicalCompactJws } from '../tokens/compact-jws';
+import { compactVerify, createRemoteJWKSet, errors } from 'jose';
+import { PROBLEMS, type ProblemCode, problemType } from '../problems/catalogue';
+import { parseBearer } from '../tokens/bearer';
+import {
+  ACCESS_TOKEN_ALGORITHM,
+  type AccessTokenClaims,
+  type AccessTokenFault,
+  checkAccessTokenClaims,
+  CLOCK_TOLERANCE_SECONDS,
+  readAccessToken,
+} from '../tokens/claims';
 
-/** RFC 9068 media type of JWT access tokens: an ID token or any other JWT is never taken for one. */
-const ACCESS_TOKEN_TYPE = 'at+jwt';
-const ALGORITHM = 'RS256';
+/** The claims of a verified Gatehouse access token, as Gatehouse's own verifier returns them. */
+export type { AccessTokenClaims };
 
-/** The claims of a verified Gatehouse access token. */
-export interface AccessTokenClaims {
-  iss: string;
-  aud: string | string[];
-  /** The user id. */
-  sub: string;
-  /** The session id. */
-  sid: string;
-  jti: string | undefined;
-  iat: number | undefined;
-  /** Unix seconds. */
-  exp: number;
-  /** The user's roles when the token was issued; a change shows in the next token. */
-  roles: string[];
-}
-
-export type VerifyErrorCode = 'TOKEN_MISSING' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED';
+export type VerifyErrorCode = 'TOKEN_MISSING' | AccessTokenFault;
 
 /**
  * The token was refused. `code` is what a caller acts on (a client refreshes on
@@ -62,7 +56,7 @@ export interface VerifierOptions {
   issuer: string;
   /** Gatehouse's `JWT_AUDIENCE`. */
   audience: string;
-  /** Seconds of clock difference allowed on `exp`; default 30, as Gatehouse allows itself. */
+  /** Seconds of clock difference allowed on `exp` and `nbf`: 0 to 30 (CONTRACT.md section 4); default 30, as Gatehouse allows itself. */
   clockTolerance?: number;
   /**
    * Seconds after a fetch during which a token with an unknown `kid` does not trigger
@@ -93,10 +87,10 @@ export interface AuthLocals extends Record<string, unknown> {
   auth: AccessTokenClaims;
 }
 
-function seconds(name: string, value: number | undefined, fallback: number): number {
+function seconds(name: string, value: number | undefined, fallback: number, max = Infinity): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TypeError(`createVerifier: ${name} must be a number of seconds, at least 0`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > max) {
+    throw new TypeError(`createVerifier: ${name} must be a number of seconds, at least 0${max < Infinity ? ` and at most ${max}` : ''}`);
   }
   return value;
 }
@@ -106,18 +100,10 @@ function nonEmpty(name: string, value: unknown): string {
   return value;
 }
 
-function isAccessTokenType(typ: unknown): boolean {
-  if (typeof typ !== 'string') return false;
-  const lower = typ.toLowerCase();
-  return lower === ACCESS_TOKEN_TYPE || lower === `application/${ACCESS_TOKEN_TYPE}`;
-}
-
 /** jose's errors that mean "this token is no good"; anything else is about getting the keys. */
 const TOKEN_FAULTS = [
-  errors.JWTClaimValidationFailed,
   errors.JWSSignatureVerificationFailed,
   errors.JWSInvalid,
-  errors.JWTInvalid,
   errors.JOSEAlgNotAllowed,
   errors.JOSENotSupported,
   errors.JWKSNoMatchingKey,
@@ -125,8 +111,6 @@ const TOKEN_FAULTS = [
 ];
 
 function toVerifyError(error: unknown): Error {
-  // First: an expired token is the one claim failure a client fixes by refreshing.
-  if (error instanceof errors.JWTExpired) return new VerifyError('TOKEN_EXPIRED', 'the token has expired', { cause: error });
   if (error instanceof errors.JWKSNoMatchingKey) return new VerifyError('TOKEN_INVALID', 'no published key has this kid', { cause: error });
   if (TOKEN_FAULTS.some((fault) => error instanceof fault)) {
     return new VerifyError('TOKEN_INVALID', (error as Error).message, { cause: error });
@@ -134,20 +118,6 @@ function toVerifyError(error: unknown): Error {
   return new KeysUnavailableError(`could not get Gatehouse's keys: ${error instanceof Error ? error.message : String(error)}`, {
     cause: error,
   });
-}
-
-function stringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
-
-function toClaims(payload: JWTPayload): AccessTokenClaims {
-  const { iss, aud, sub, sid, jti, iat, exp, roles } = payload as JWTPayload & { sid?: unknown; roles?: unknown };
-  // jose has checked iss, aud and exp against the options; these are Gatehouse's own claims.
-  if (typeof sub !== 'string' || sub === '') throw new VerifyError('TOKEN_INVALID', 'sub is not a string');
-  if (typeof sid !== 'string' || sid === '') throw new VerifyError('TOKEN_INVALID', 'sid is not a string');
-  if (roles !== undefined && !stringArray(roles)) throw new VerifyError('TOKEN_INVALID', 'roles is not a list of strings');
-  if (jti !== undefined && typeof jti !== 'string') throw new VerifyError('TOKEN_INVALID', 'jti is not a string');
-  return { iss: iss!, aud: aud!, sub, sid, jti, iat, exp: exp!, roles: roles ?? [] };
 }
 
 /**
@@ -167,7 +137,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     throw new TypeError('createVerifier: jwksUrl must be an absolute URL');
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('createVerifier: jwksUrl must be http(s)');
-  const clockTolerance = seconds('clockTolerance', options.clockTolerance, 30);
+  const clockTolerance = seconds('clockTolerance', options.clockTolerance, CLOCK_TOLERANCE_SECONDS, CLOCK_TOLERANCE_SECONDS);
   const clock = options.clock ?? (() => new Date());
 
   const keys = createRemoteJWKSet(url, {
@@ -179,35 +149,21 @@ export function createVerifier(options: VerifierOptions): Verifier {
   async function verify(token: string): Promise<AccessTokenClaims> {
     if (typeof token !== 'string' || token === '') throw new VerifyError('TOKEN_MISSING', 'no token');
 
-    if (!isCanonicalCompactJws(token)) throw new VerifyError('TOKEN_INVALID', 'not a canonical compact JWS');
+    // Spelling and header before any key is fetched (tokens/claims.ts): a token that cannot
+    // be ours never costs a JWKS request (a made-up kid still may, once per cooldown).
+    const read = readAccessToken(token);
+    if (!read.ok) throw new VerifyError(read.code, read.reason);
 
-    // The header decides before any key is fetched: a token that cannot be ours never
-    // costs a JWKS request (a made-up kid still may, once per cooldown).
-    let header;
+    // jose checks the signature only (a JWS, not a JWT): the claim rules are the shared ones.
     try {
-      header = decodeProtectedHeader(token);
-    } catch (error) {
-      throw new VerifyError('TOKEN_INVALID', 'not a compact JWS', { cause: error });
-    }
-    if (header.alg !== ALGORITHM) throw new VerifyError('TOKEN_INVALID', `alg must be ${ALGORITHM}`);
-    if (!isAccessTokenType(header.typ)) throw new VerifyError('TOKEN_INVALID', `typ must be ${ACCESS_TOKEN_TYPE}`);
-    if (typeof header.kid !== 'string' || header.kid === '') throw new VerifyError('TOKEN_INVALID', 'kid is missing');
-
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, keys, {
-        algorithms: [ALGORITHM],
-        typ: ACCESS_TOKEN_TYPE,
-        issuer,
-        audience,
-        clockTolerance,
-        currentDate: clock(),
-        requiredClaims: ['exp', 'sub', 'sid'],
-      }));
+      await compactVerify(token, keys, { algorithms: [ACCESS_TOKEN_ALGORITHM] });
     } catch (error) {
       throw toVerifyError(error);
     }
-    return toClaims(payload);
+
+    const checked = checkAccessTokenClaims(read.value.payload, { issuer, audience, now: clock(), clockTolerance });
+    if (!checked.ok) throw new VerifyError(checked.code, checked.reason);
+    return checked.value;
   }
 
   return {
@@ -216,27 +172,19 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
 }
 
-const BEARER = /^Bearer[ ]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/i;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** The same titles and `type` URIs Gatehouse answers with, so a client handles both alike. */
-const PROBLEMS = {
-  TOKEN_MISSING: { status: 401, title: 'An access token is required' },
-  TOKEN_INVALID: { status: 401, title: 'The access token is not valid' },
-  TOKEN_EXPIRED: { status: 401, title: 'The access token has expired' },
-  UNAVAILABLE: { status: 503, title: 'The service is temporarily unavailable' },
-} as const;
 
 /** How long a caller should wait when Gatehouse's keys could not be fetched. */
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 function requireAccessToken(verify: (token: string) => Promise<AccessTokenClaims>): RequestHandler {
   return async (req, res, next) => {
-    const answer = (code: keyof typeof PROBLEMS, headers: Record<string, string>) => {
+    // The same titles and `type` URIs Gatehouse answers with (one catalogue), so a client handles both alike.
+    const answer = (code: VerifyErrorCode | Extract<ProblemCode, 'UNAVAILABLE'>, headers: Record<string, string>) => {
       const { status, title } = PROBLEMS[code];
       const incomingId = req.get('x-request-id');
       const body: Record<string, unknown> = {
-        type: `urn:gatehouse:problem:${code.toLowerCase().replace(/_/g, '-')}`,
+        type: problemType(code),
         title,
         status,
         // Fixed and dull: why a token failed is for our logs (VerifyError.reason), not the caller.
@@ -247,15 +195,15 @@ function requireAccessToken(verify: (token: string) => Promise<AccessTokenClaims
       res.status(status).set(headers).type('application/problem+json').send(JSON.stringify(body));
     };
 
-    const header = req.get('authorization');
     // RFC 6750 section 3: name the scheme; say "invalid_token" when a token was sent.
-    if (header === undefined || header.trim() === '') return answer('TOKEN_MISSING', { 'WWW-Authenticate': 'Bearer' });
-    const match = BEARER.exec(header.trim());
-    if (!match) return answer('TOKEN_INVALID', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    const bearer = parseBearer(req.get('authorization'));
+    if (!bearer.ok) {
+      return answer(bearer.code, { 'WWW-Authenticate': bearer.code === 'TOKEN_MISSING' ? 'Bearer' : 'Bearer error="invalid_token"' });
+    }
 
     let claims: AccessTokenClaims;
     try {
-      claims = await verify(match[1]!);
+      claims = await verify(bearer.token);
     } catch (error) {
       if (error instanceof VerifyError) return answer(error.code, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
       if (error instanceof KeysUnavailableError) return answer('UNAVAILABLE', { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) });

@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import { thumbprint } from '../../src/tokens/keys';
@@ -7,6 +7,7 @@ import { expectProblem, registerUser, type RegisteredUser } from '../helpers/fac
 import { createHarness, type Harness } from '../helpers/harness';
 import { generateRsaPem, testKeyStore } from '../helpers/keys';
 import type { AccessTokenClaims } from '../../src/tokens/access-token';
+import { createForgeKit, FORGED_TOKENS, type ForgeKit } from './forged-tokens';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -25,9 +26,8 @@ const attackerKey = generateRsaPem();
 
 type Claims = AccessTokenClaims;
 
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-const decodeSegment = (segment: string): Record<string, unknown> => JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+const decodeSegment = (segment: string) => JSON.parse(Buffer.from(segment, 'base64url').toString('utf8')) as Record<string, unknown>;
 
 /** What every forgery is made from: a real user with a live session, and the service's own key. */
 class Forge {
@@ -66,40 +66,28 @@ class Forge {
     const [header, , signature] = this.user.accessToken.split('.');
     return [header, b64url({ ...this.realClaims, ...changes }), signature].join('.');
   }
+
+  /** The shared table's kit (forged-tokens.ts), made from this user's real token and the service's key. */
+  kit(): ForgeKit {
+    return createForgeKit({
+      issuer: ENV.JWT_ISSUER,
+      audience: ENV.JWT_AUDIENCE,
+      now: this.now,
+      kid: this.kid,
+      privateKey: this.h.keys.signing.privateKey,
+      publicKey: this.h.keys.signing.publicKey,
+      attacker: { privateKey: attackerKey.privateKey, kid: thumbprint(attackerKey.privateKey) },
+      issued: this.user.accessToken,
+    });
+  }
 }
 
 type Forgery = [name: string, code: 'TOKEN_INVALID' | 'TOKEN_EXPIRED', build: (f: Forge, h: Harness) => string | Promise<string>];
 
+// Forgeries that only the service's database can refuse (or that need a second real user);
+// every token-only forgery is in the shared table (forged-tokens.ts), run below over HTTP and,
+// in forged-tokens.verifiers.test.ts, against both verifiers.
 const FORGERIES: Forgery[] = [
-  ['alg is none and the signature is empty', 'TOKEN_INVALID', (f) => `${b64url({ alg: 'none', typ: 'at+jwt', kid: f.kid })}.${b64url(f.claims())}.`],
-  [
-    'alg is none and the real signature is kept',
-    'TOKEN_INVALID',
-    (f) => `${b64url({ alg: 'none', typ: 'at+jwt', kid: f.kid })}.${b64url(f.claims())}.${f.user.accessToken.split('.')[2]}`,
-  ],
-  [
-    // The classic confusion: a verifier that lets the header pick the algorithm would HMAC with the public key it holds.
-    'it is HS256 with the public key PEM as the HMAC secret',
-    'TOKEN_INVALID',
-    (f, h) => {
-      const publicPem = h.keys.signing.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-      const input = `${b64url({ alg: 'HS256', typ: 'at+jwt', kid: f.kid })}.${b64url(f.claims())}`;
-      return `${input}.${createHmac('sha256', publicPem).update(input).digest('base64url')}`;
-    },
-  ],
-  ['it is signed by another RSA key under the real kid', 'TOKEN_INVALID', (f) => f.sign(f.claims(), {}, attackerKey.privatePem)],
-  ['its kid is unknown', 'TOKEN_INVALID', (f) => f.sign(f.claims(), { kid: thumbprint(attackerKey.privateKey) })],
-  ['it has no kid', 'TOKEN_INVALID', (f) => f.sign(f.claims(), { kid: undefined })],
-  ['its iss is another issuer', 'TOKEN_INVALID', (f) => f.sign(f.claims({ iss: 'gatehouse' }))],
-  ['its aud is another audience', 'TOKEN_INVALID', (f) => f.sign(f.claims({ aud: 'gatehouse' }))],
-  ['it has no iss', 'TOKEN_INVALID', (f) => f.sign(f.claims({ iss: undefined }))],
-  ['it has no aud', 'TOKEN_INVALID', (f) => f.sign(f.claims({ aud: undefined }))],
-  // A plain JWT (an ID token, say) must never pass for an access token (RFC 9068 section 4).
-  ['its typ is JWT', 'TOKEN_INVALID', (f) => f.sign(f.claims(), { typ: 'JWT' })],
-  ['it has no typ', 'TOKEN_INVALID', (f) => f.sign(f.claims(), { typ: undefined })],
-  ['it has no exp', 'TOKEN_INVALID', (f) => f.sign(f.claims({ exp: undefined }))],
-  ['it expired a minute ago', 'TOKEN_EXPIRED', (f) => f.sign(f.claims({ iat: f.now - 660, exp: f.now - 60 }))],
-  ['its payload was changed and the signature kept', 'TOKEN_INVALID', (f) => f.tamper({ roles: ['admin'] })],
   [
     "its sub was changed to another user's id",
     'TOKEN_INVALID',
@@ -117,25 +105,7 @@ const FORGERIES: Forgery[] = [
       return f.tamper({ sub, sid });
     },
   ],
-  ['its sid is not a uuid', 'TOKEN_INVALID', (f) => f.sign(f.claims({ sid: 'not-a-uuid' }))],
-  ['its sub is not a uuid', 'TOKEN_INVALID', (f) => f.sign(f.claims({ sub: "1' OR '1'='1" }))],
   ['its sid is a uuid of no session', 'TOKEN_INVALID', (f) => f.sign(f.claims({ sid: randomUUID() }))],
-  ['its roles are not a list', 'TOKEN_INVALID', (f) => f.sign(f.claims({ roles: 'admin' }))],
-  [
-    // Same bytes, another spelling: the last character of a 256-byte signature carries 4 unused bits.
-    'its signature is the real one spelled another way',
-    'TOKEN_INVALID',
-    (f) => {
-      const token = f.user.accessToken;
-      const last = ALPHABET.indexOf(token.at(-1)!);
-      const twin = token.slice(0, -1) + ALPHABET[last ^ 1];
-      expect(Buffer.from(twin.split('.')[2]!, 'base64url')).toEqual(Buffer.from(token.split('.')[2]!, 'base64url'));
-      return twin;
-    },
-  ],
-  ['its signature carries padding', 'TOKEN_INVALID', (f) => `${f.user.accessToken}==`],
-  ['it is not a JWT at all', 'TOKEN_INVALID', () => 'not-a-jwt'],
-  ['it has three segments of garbage', 'TOKEN_INVALID', () => 'abc.def.ghi'],
 ];
 
 describe.each(DATABASE_KINDS)('access tokens on GET /users/me (%s)', (kind) => {
@@ -207,6 +177,23 @@ describe.each(DATABASE_KINDS)('access tokens on GET /users/me (%s)', (kind) => {
       expectProblem(res, 401, code);
     });
 
+    it.each(FORGED_TOKENS.map((c) => [c.name, c.expected, c] as const))(
+      'when %s (shared table), then it answers %s',
+      async (_name, expected, forgery) => {
+        const f = new Forge(h, await registerUser(h.app));
+        const token = forgery.build(f.kit());
+
+        const res = await me(token);
+
+        if (expected === 'accepted') {
+          expect(res.status).toBe(200);
+          expect(res.body.id).toBe(f.user.id);
+        } else {
+          expectProblem(res, 401, expected);
+        }
+      },
+    );
+
     it('when a forgery drops typ or kid, then the header really lacks it (so those cases test what they say)', async () => {
       const f = new Forge(h, await registerUser(h.app));
       expect(jwt.decode(f.sign(f.claims(), { typ: undefined }), { complete: true })?.header).not.toHaveProperty('typ');
@@ -244,4 +231,3 @@ describe.each(DATABASE_KINDS)('access tokens on GET /users/me (%s)', (kind) => {
     });
   });
 });
-
