@@ -1,34 +1,30 @@
 import cors from 'cors';
-import { authenticate } from './access/authenticate.middleware';
-import { adminRoutes } from './admin/admin.routes';
+import { authenticate, requirePermission } from './access/authenticate.middleware';
 import { createAdminService } from './admin/admin.service';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { createAuthService } from './auth/auth.service';
-import { authRoutes } from './auth/auth.routes';
+import { APP_ROUTES, SIGNED_PREFIXES } from './app.routes';
 import { type Clock, systemClock } from './clock';
 import type { Config } from './config';
 import type { DB } from './db/database';
-import { healthRoutes } from './health/health.routes';
 import { errorHandler, notFound } from './http/error-handler';
 import { jsonBody } from './http/json-body';
 import { requestId } from './http/request-id';
 import { rateLimits } from './http/rate-limit';
 import { requestLog } from './http/request-log';
+import { bindStages, routerOf } from './http/router';
 import type { Logger } from './logger';
 import { createMetrics, type PoolStats } from './metrics/metrics';
-import { docsRoutes } from './openapi/docs.routes';
+import { openApiDocument } from './openapi/openapi.document';
 import { createPasswordHasher, type PasswordHasher } from './passwords/password-hasher';
 import type { Redis } from './redis';
 import { MemoryNonceStore, type NonceStore, RedisNonceStore } from './signature/nonce-store';
 import { verifySignature } from './signature/signature.middleware';
 import { createAccessTokens } from './tokens/access-token';
-import { jwksRoutes } from './tokens/jwks.routes';
 import type { KeyStore } from './tokens/keys';
 import { findSessionWithUser } from './sessions/session.repository';
-import { sessionsRoutes } from './sessions/sessions.routes';
 import { createSessionsService } from './sessions/sessions.service';
-import { usersRoutes } from './users/users.routes';
 
 export interface AppDeps {
   config: Config;
@@ -76,6 +72,12 @@ export function createApp(deps: AppDeps): Express {
   const sessions = createSessionsService({ db, clock });
   const admin = createAdminService({ db, clock });
   const requireAuth = authenticate({ loadCaller: (sessionId) => findSessionWithUser(db, sessionId), accessTokens, clock });
+  // Every route is declared once (APP_ROUTES); each group is mounted below at its stage.
+  const routes = bindStages(APP_ROUTES, {
+    open: { health: { db, redis }, metrics: { metrics } },
+    limited: { jwks: { keys }, docs: { document: openApiDocument } },
+    signed: { auth: { auth, refreshTokenTtl: config.refreshTokenTtl }, users: {}, sessions: { sessions }, admin: { admin } },
+  });
 
   const app = express();
   app.disable('x-powered-by');
@@ -96,26 +98,24 @@ export function createApp(deps: AppDeps): Express {
   // 4. CORS: only the listed origins, with credentials (the refresh cookie); never "*".
   app.use(cors({ origin: config.corsOrigins.length > 0 ? [...config.corsOrigins] : false, credentials: true, maxAge: 600 }));
 
-  // Probes sit before rate limiting and signing: CONTRACT.md exempts them from both.
-  app.use(healthRoutes({ db, redis }));
-  app.get('/metrics', metrics.handler());
+  // Probes and metrics (stage "open") sit before rate limiting and signing: CONTRACT.md exempts them from both.
+  app.use(routerOf(routes.open));
 
   // 5. Rate limits, before any body is read or hash computed.
   app.use(limits.global);
   app.use(['/auth/register', '/auth/login'], limits.auth);
 
-  // Public keys and the API documents are rate limited but never signed.
+  // Public keys and the API documents (stage "limited") are rate limited but never signed.
   // /docs sets its own, page-shaped CSP.
-  app.use(jwksRoutes({ keys }));
-  app.use(docsRoutes());
+  app.use(routerOf(routes.limited));
 
   // 6. Body parsing, raw bytes kept for the signature.
   app.use(jsonBody(config.bodyLimit));
 
   // 7. HMAC signature on the signed prefixes, before any token work.
-  //    8–10 (authentication, RBAC, validation) are per route.
+  //    8–10 (authentication, RBAC, validation) are per route, as each declares them.
   app.use(
-    ['/auth', '/users', '/admin'],
+    [...SIGNED_PREFIXES],
     verifySignature({
       mode: config.hmacMode,
       clients: config.hmacClients,
@@ -125,10 +125,8 @@ export function createApp(deps: AppDeps): Express {
       onFailure: (reason) => metrics.signatureFailures.inc({ reason: reason.toLowerCase() }),
     }),
   );
-  app.use(authRoutes({ auth, authenticate: requireAuth, refreshTokenTtl: config.refreshTokenTtl }));
-  app.use(usersRoutes({ authenticate: requireAuth }));
-  app.use(sessionsRoutes({ sessions, authenticate: requireAuth }));
-  app.use(adminRoutes({ admin, authenticate: requireAuth }));
+  // Stage "signed": each route behind authentication and RBAC as it declares them, then validation.
+  app.use(routerOf(routes.signed, { authenticate: requireAuth, authorize: requirePermission }));
 
   app.use(notFound());
   app.use(errorHandler({ exposeDetails: !config.isProduction }));

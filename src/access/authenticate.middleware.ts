@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import type { Clock } from '../clock';
 import { AppError } from '../http/problem';
 import type { AccessTokens } from '../tokens/access-token';
+import { parseBearer } from '../tokens/bearer';
 
 /**
  * Authentication and RBAC for Gatehouse's own routes. This folder knows tokens and
@@ -34,14 +35,9 @@ export interface AuthContext {
   account: Caller['account'];
 }
 
-const BEARER = /^Bearer[ ]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
-
-/** RFC 6750 section 3: tell the client which scheme, and that the token itself was the problem. */
-const CHALLENGE = 'Bearer realm="gatehouse"';
-const INVALID_CHALLENGE = `${CHALLENGE}, error="invalid_token"`;
-
+/** RFC 6750 section 3: tell the client which scheme, and, when a token was sent, that the token itself was the problem. */
 function tokenProblem(code: 'TOKEN_MISSING' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'SESSION_REVOKED'): AppError {
-  return new AppError(code, { headers: { 'WWW-Authenticate': code === 'TOKEN_MISSING' ? CHALLENGE : INVALID_CHALLENGE } });
+  return new AppError(code, { challenge: code === 'TOKEN_MISSING' ? {} : { error: 'invalid_token' } });
 }
 
 /**
@@ -51,14 +47,12 @@ function tokenProblem(code: 'TOKEN_MISSING' | 'TOKEN_INVALID' | 'TOKEN_EXPIRED' 
  */
 export function authenticate(deps: { loadCaller: LoadCaller; accessTokens: AccessTokens; clock: Clock }): RequestHandler {
   return async (req, _res, next) => {
-    const header = req.get('authorization');
-    if (header === undefined || header.trim() === '') throw tokenProblem('TOKEN_MISSING');
-    const match = BEARER.exec(header.trim());
-    if (!match) throw tokenProblem('TOKEN_INVALID');
+    const bearer = parseBearer(req.get('authorization'));
+    if (!bearer.ok) throw tokenProblem(bearer.code);
 
     let claims;
     try {
-      claims = deps.accessTokens.verify(match[1]!);
+      claims = deps.accessTokens.verify(bearer.token);
     } catch (error) {
       if (error instanceof AppError && (error.code === 'TOKEN_EXPIRED' || error.code === 'TOKEN_INVALID')) throw tokenProblem(error.code);
       throw error;
@@ -74,11 +68,13 @@ export function authenticate(deps: { loadCaller: LoadCaller; accessTokens: Acces
   };
 }
 
-/** RBAC: after `authenticate`, refuses callers lacking any of the permissions with 403 FORBIDDEN. */
-export function requirePermission(...permissions: string[]): RequestHandler {
+/**
+ * RBAC: after `authenticate`, refuses a caller without `permission` with 403 FORBIDDEN.
+ * Routes declare their permission; app.ts hands this to the router builder as `authorize`.
+ */
+export function requirePermission(permission: string): RequestHandler {
   return (req, _res, next) => {
-    const granted = req.auth?.permissions ?? [];
-    if (!permissions.every((permission) => granted.includes(permission))) throw new AppError('FORBIDDEN');
+    if (!(req.auth?.permissions ?? []).includes(permission)) throw new AppError('FORBIDDEN');
     next();
   };
 }

@@ -1,37 +1,91 @@
-import { type RequestHandler, Router } from 'express';
-import { requirePermission } from '../access/authenticate.middleware';
-import { contextOf } from '../http/request-context';
-import { parse } from '../http/validate';
+import { defineRoute, type RouteTable } from '../http/route';
 import type { AdminService } from './admin.service';
-import { listEventsQuery, listUsersQuery, setRolesBody } from './admin.schemas';
+import { adminUserPageView, adminUserView, auditEventPageView, listEventsQuery, listUsersQuery, setRolesBody, userIdParam } from './admin.schemas';
+
+export interface AdminRoutesDeps {
+  admin: AdminService;
+}
 
 /** The RBAC-protected admin API: users, their roles and state, and the audit trail. */
-export function adminRoutes({ admin, authenticate }: { admin: AdminService; authenticate: RequestHandler }): Router {
-  const router = Router();
-  const canReadUsers = requirePermission('users:read');
-  const canWriteUsers = requirePermission('users:write');
-  const canReadAudit = requirePermission('audit:read');
+export const adminRoutes: RouteTable<AdminRoutesDeps> = [
+  defineRoute({
+    method: 'get',
+    path: '/admin/users',
+    tag: 'admin',
+    summary: 'List users, oldest first',
+    bearer: true,
+    permission: 'users:read',
+    query: listUsersQuery,
+    response: { status: 200, description: 'One page of users', schema: adminUserPageView },
+    handler:
+      ({ admin }) =>
+      ({ query }) =>
+        admin.listUsers(query),
+  }),
 
-  router.get('/admin/users', authenticate, canReadUsers, async (req, res) => {
-    res.json(await admin.listUsers(parse(listUsersQuery, req.query)));
-  });
+  defineRoute({
+    method: 'put',
+    path: '/admin/users/{id}/roles',
+    tag: 'admin',
+    summary: 'Replace a user’s roles',
+    description: 'An unknown role is VALIDATION_FAILED; removing the last active admin is LAST_ADMIN.',
+    bearer: true,
+    permission: 'users:write',
+    params: userIdParam,
+    body: setRolesBody,
+    errors: ['NOT_FOUND', 'LAST_ADMIN'],
+    response: { status: 200, description: 'The user with its new roles', schema: adminUserView },
+    handler:
+      ({ admin }) =>
+      ({ auth, params, body, context }) =>
+        admin.setRoles(auth.userId, params.id, body.roles, context),
+  }),
 
-  router.put('/admin/users/:id/roles', authenticate, canWriteUsers, async (req, res) => {
-    const { roles } = parse(setRolesBody, req.body);
-    res.json(await admin.setRoles(req.auth!.userId, String(req.params.id), roles, contextOf(req)));
-  });
+  defineRoute({
+    method: 'post',
+    path: '/admin/users/{id}/disable',
+    tag: 'admin',
+    summary: 'Disable a user',
+    description: 'Every session of the user is revoked; its logins and tokens are refused until enabled. Disabling the last active admin is LAST_ADMIN.',
+    bearer: true,
+    permission: 'users:write',
+    params: userIdParam,
+    errors: ['NOT_FOUND', 'LAST_ADMIN'],
+    response: { status: 200, description: 'The user, now inactive', schema: adminUserView },
+    handler:
+      ({ admin }) =>
+      ({ auth, params, context }) =>
+        admin.disable(auth.userId, params.id, context),
+  }),
 
-  router.post('/admin/users/:id/disable', authenticate, canWriteUsers, async (req, res) => {
-    res.json(await admin.disable(req.auth!.userId, String(req.params.id), contextOf(req)));
-  });
+  defineRoute({
+    method: 'post',
+    path: '/admin/users/{id}/enable',
+    tag: 'admin',
+    summary: 'Enable a disabled user',
+    bearer: true,
+    permission: 'users:write',
+    params: userIdParam,
+    errors: ['NOT_FOUND'],
+    response: { status: 200, description: 'The user, now active', schema: adminUserView },
+    handler:
+      ({ admin }) =>
+      ({ auth, params, context }) =>
+        admin.enable(auth.userId, params.id, context),
+  }),
 
-  router.post('/admin/users/:id/enable', authenticate, canWriteUsers, async (req, res) => {
-    res.json(await admin.enable(req.auth!.userId, String(req.params.id), contextOf(req)));
-  });
-
-  router.get('/admin/events', authenticate, canReadAudit, async (req, res) => {
-    res.json(await admin.listEvents(parse(listEventsQuery, req.query)));
-  });
-
-  return router;
-}
+  defineRoute({
+    method: 'get',
+    path: '/admin/events',
+    tag: 'admin',
+    summary: 'The audit trail, newest first',
+    bearer: true,
+    permission: 'audit:read',
+    query: listEventsQuery,
+    response: { status: 200, description: 'One page of audit events', schema: auditEventPageView },
+    handler:
+      ({ admin }) =>
+      ({ query }) =>
+        admin.listEvents(query),
+  }),
+];

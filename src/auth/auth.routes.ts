@@ -1,60 +1,131 @@
-import { type RequestHandler, Router } from 'express';
-import { requirePermission } from '../access/authenticate.middleware';
-import { contextOf } from '../http/request-context';
+import { z } from 'zod';
 import { AppError } from '../http/problem';
-import { parse } from '../http/validate';
+import { defineRoute, type ResponseHeader, type RouteTable } from '../http/route';
 import type { AuthService } from './auth.service';
-import { changePasswordBody, loginBody, refreshBody, registerBody } from './auth.schemas';
-import { clearRefreshCookie, refreshTokenOf, setRefreshCookie } from './refresh-cookie';
+import { authResultView, changePasswordBody, loginBody, refreshBody, registerBody, tokenPairView } from './auth.schemas';
+import { clearRefreshCookie, REFRESH_COOKIE, withRefreshCookie } from './refresh-cookie';
 
 export interface AuthRoutesDeps {
   auth: AuthService;
-  authenticate: RequestHandler;
   refreshTokenTtl: number;
 }
 
+/** Refresh and logout read the token from this cookie when the body has none (CONTRACT.md section 4). */
+const refreshCookie = z.object({
+  [REFRESH_COOKIE]: z.string().optional().meta({ description: 'The refresh token, read when the body has no `refreshToken` (cookie mode).' }),
+});
+
+const setsCookie: Record<string, ResponseHeader> = {
+  'Set-Cookie': {
+    id: 'Set-Cookie',
+    description: 'The refresh token also as a cookie for browsers: `refresh_token=…; HttpOnly; Secure; SameSite=Strict; Path=/auth`.',
+  },
+};
+const clearsCookie: Record<string, ResponseHeader> = {
+  'Set-Cookie': { description: 'Clears the refresh_token cookie (`refresh_token=; Path=/auth; Expires=Thu, 01 Jan 1970 00:00:00 GMT`).' },
+};
+
+const STRICTER_LIMIT = 'Rate limited more strictly (AUTH_RATE_LIMIT_MAX per window).';
+
 /** POST /auth/register, /login, /refresh, /logout, /logout-all, and the password change at /users/me/password. */
-export function authRoutes({ auth, authenticate, refreshTokenTtl }: AuthRoutesDeps): Router {
-  const router = Router();
+export const authRoutes: RouteTable<AuthRoutesDeps> = [
+  defineRoute({
+    method: 'post',
+    path: '/auth/register',
+    tag: 'auth',
+    summary: 'Create an account and log it in',
+    description: `Every new account has the role \`user\`. Passwords: at least PASSWORD_MIN_LENGTH code points, at most 72 bytes, not a common password, not the email or username. ${STRICTER_LIMIT}`,
+    body: registerBody,
+    errors: ['WEAK_PASSWORD', 'EMAIL_TAKEN', 'USERNAME_TAKEN'],
+    response: { status: 201, description: 'Registered and logged in', headers: setsCookie, schema: authResultView },
+    handler:
+      ({ auth, refreshTokenTtl }) =>
+      async ({ body, context, res }) =>
+        withRefreshCookie(res, await auth.register(body, context), refreshTokenTtl),
+  }),
 
-  router.post('/auth/register', async (req, res) => {
-    const result = await auth.register(parse(registerBody, req.body), contextOf(req));
-    setRefreshCookie(res, result.refreshToken, refreshTokenTtl);
-    res.status(201).json(result);
-  });
+  defineRoute({
+    method: 'post',
+    path: '/auth/login',
+    tag: 'auth',
+    summary: 'Log in with email and password',
+    description: `An unknown email is answered exactly as a wrong password. LOGIN_MAX_FAILURES wrong passwords in a row lock the account for LOCKOUT_DURATION seconds. ${STRICTER_LIMIT}`,
+    body: loginBody,
+    errors: ['INVALID_CREDENTIALS', 'ACCOUNT_LOCKED', 'ACCOUNT_DISABLED'],
+    response: { status: 200, description: 'Logged in: a new session', headers: setsCookie, schema: authResultView },
+    handler:
+      ({ auth, refreshTokenTtl }) =>
+      async ({ body, context, res }) =>
+        withRefreshCookie(res, await auth.login(body, context), refreshTokenTtl),
+  }),
 
-  router.post('/auth/login', async (req, res) => {
-    const result = await auth.login(parse(loginBody, req.body), contextOf(req));
-    setRefreshCookie(res, result.refreshToken, refreshTokenTtl);
-    res.json(result);
-  });
+  defineRoute({
+    method: 'post',
+    path: '/auth/refresh',
+    tag: 'auth',
+    summary: 'Swap a refresh token for a new token pair',
+    description:
+      'The refresh token comes from the body, else from the `refresh_token` cookie. It rotates: the answer holds its successor. Retrying the same token within REFRESH_REUSE_GRACE seconds, while the successor is unused, returns that same successor; any other reuse revokes the session (`REFRESH_TOKEN_REUSED`).',
+    body: refreshBody,
+    cookies: refreshCookie,
+    errors: ['REFRESH_TOKEN_INVALID', 'REFRESH_TOKEN_EXPIRED', 'REFRESH_TOKEN_REUSED', 'ACCOUNT_DISABLED'],
+    response: { status: 200, description: 'A new token pair', headers: setsCookie, schema: tokenPairView },
+    handler:
+      ({ auth, refreshTokenTtl }) =>
+      async ({ body, cookies, context, res }) => {
+        const token = body.refreshToken ?? cookies[REFRESH_COOKIE];
+        if (token === undefined) throw new AppError('REFRESH_TOKEN_INVALID', { detail: 'No refresh token in the body or cookie' });
+        return withRefreshCookie(res, await auth.refresh(token, context), refreshTokenTtl);
+      },
+  }),
 
-  router.post('/auth/refresh', async (req, res) => {
-    const token = refreshTokenOf(req, parse(refreshBody, req.body).refreshToken);
-    if (token === undefined) throw new AppError('REFRESH_TOKEN_INVALID', { detail: 'No refresh token in the body or cookie' });
-    const result = await auth.refresh(token, contextOf(req));
-    setRefreshCookie(res, result.refreshToken, refreshTokenTtl);
-    res.json(result);
-  });
+  defineRoute({
+    method: 'post',
+    path: '/auth/logout',
+    tag: 'auth',
+    summary: 'End the session of a refresh token',
+    description: 'The refresh token comes from the body, else from the cookie. An unknown or spent token is not an error.',
+    body: refreshBody,
+    cookies: refreshCookie,
+    response: { status: 204, description: 'Logged out (also for an unknown or spent token)', headers: clearsCookie },
+    handler:
+      ({ auth }) =>
+      async ({ body, cookies, context, res }) => {
+        await auth.logout(body.refreshToken ?? cookies[REFRESH_COOKIE], context);
+        clearRefreshCookie(res);
+      },
+  }),
 
-  router.post('/auth/logout', async (req, res) => {
-    await auth.logout(refreshTokenOf(req, parse(refreshBody, req.body).refreshToken), contextOf(req));
-    clearRefreshCookie(res);
-    res.status(204).end();
-  });
+  defineRoute({
+    method: 'post',
+    path: '/auth/logout-all',
+    tag: 'auth',
+    summary: 'End every session of the caller',
+    bearer: true,
+    response: { status: 204, description: 'Every session of the user is revoked', headers: clearsCookie },
+    handler:
+      ({ auth }) =>
+      async ({ auth: caller, context, res }) => {
+        await auth.logoutAll(caller.userId, caller.sessionId, context);
+        clearRefreshCookie(res);
+      },
+  }),
 
-  router.post('/auth/logout-all', authenticate, async (req, res) => {
-    const { userId, sessionId } = req.auth!;
-    await auth.logoutAll(userId, sessionId, contextOf(req));
-    clearRefreshCookie(res);
-    res.status(204).end();
-  });
-
-  router.post('/users/me/password', authenticate, requirePermission('profile:write'), async (req, res) => {
-    const input = parse(changePasswordBody, req.body);
-    await auth.changePassword(req.auth!.userId, req.auth!.sessionId, input, contextOf(req));
-    res.status(204).end();
-  });
-
-  return router;
-}
+  defineRoute({
+    method: 'post',
+    path: '/users/me/password',
+    tag: 'users',
+    summary: 'Change the caller’s password',
+    description: 'Every other session of the user is revoked.',
+    bearer: true,
+    permission: 'profile:write',
+    body: changePasswordBody,
+    errors: ['INVALID_CREDENTIALS', 'WEAK_PASSWORD'],
+    response: { status: 204, description: 'Changed; the other sessions are revoked' },
+    handler:
+      ({ auth }) =>
+      async ({ auth: caller, body, context }) => {
+        await auth.changePassword(caller.userId, caller.sessionId, body, context);
+      },
+  }),
+];

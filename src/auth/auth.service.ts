@@ -12,7 +12,7 @@ import { checkPasswordPolicy } from '../passwords/password-policy';
 import { DEFAULT_ROLE } from '../roles/roles.repository';
 import { findSessionWithUser, insertSession, revokeSession, revokeUserSessions, touchSession } from '../sessions/session.repository';
 import type { AccessTokens } from '../tokens/access-token';
-import { findUserByEmail, findUserById, insertUser, toUserView } from '../users/user.repository';
+import { findUserByEmail, findUserById, insertUser, normalizeEmail, toUserView } from '../users/user.repository';
 import type { authResultView, tokenPairView } from './auth.schemas';
 import { findLock, recordLoginFailure, recordLoginSuccess } from './login-failures.repository';
 import { hashRefreshToken, isWellFormedRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token.crypto';
@@ -46,11 +46,6 @@ export type TokenPair = z.infer<typeof tokenPairView>;
 
 export type AuthResult = z.infer<typeof authResultView>;
 
-/** Trimmed and lower-cased, as the database's CHECK on users.email demands. */
-export function normalizeEmail(email: string): string {
-  return email.trim().toLowerCase();
-}
-
 /** Register, login, refresh and logout: the flows of CONTRACT.md sections 3 and 4. */
 export function createAuthService(deps: AuthServiceDeps) {
   const { db, config, hasher, accessTokens, clock, events } = deps;
@@ -80,7 +75,7 @@ export function createAuthService(deps: AuthServiceDeps) {
   }
 
   function lockedError(lockedUntil: Date, now: Date): AppError {
-    return new AppError('ACCOUNT_LOCKED', { headers: { 'Retry-After': String(secondsUntil(lockedUntil, now)) } });
+    return new AppError('ACCOUNT_LOCKED', { retryAfter: secondsUntil(lockedUntil, now) });
   }
 
   return {

@@ -1,5 +1,4 @@
-import { parse as parseCookies } from 'cookie';
-import type { CookieOptions, Request, Response } from 'express';
+import type { CookieOptions, Response } from 'express';
 
 export const REFRESH_COOKIE = 'refresh_token';
 
@@ -8,17 +7,12 @@ function cookieOptions(maxAgeSeconds?: number): CookieOptions {
   return { httpOnly: true, secure: true, sameSite: 'strict', path: '/auth', ...(maxAgeSeconds ? { maxAge: maxAgeSeconds * 1000 } : {}) };
 }
 
-export function setRefreshCookie(res: Response, token: string, maxAgeSeconds: number): void {
-  res.cookie(REFRESH_COOKIE, token, cookieOptions(maxAgeSeconds));
+/** Register, login and refresh answer with tokens, and also set the refresh token as a cookie for browsers. */
+export function withRefreshCookie<T extends { refreshToken: string }>(res: Response, result: T, maxAgeSeconds: number): T {
+  res.cookie(REFRESH_COOKIE, result.refreshToken, cookieOptions(maxAgeSeconds));
+  return result;
 }
 
 export function clearRefreshCookie(res: Response): void {
   res.clearCookie(REFRESH_COOKIE, cookieOptions());
-}
-
-/** The refresh token from the body, else from the cookie. */
-export function refreshTokenOf(req: Request, fromBody: string | undefined): string | undefined {
-  if (fromBody !== undefined) return fromBody;
-  const header = req.headers.cookie;
-  return header ? parseCookies(header)[REFRESH_COOKIE] : undefined;
 }

@@ -1,11 +1,14 @@
-import { Router } from 'express';
 import { sql } from 'kysely';
+import { z } from 'zod';
 import type { DB } from '../db/database';
 import type { Redis } from '../redis';
 import { AppError } from '../http/problem';
+import { defineRoute, type RouteTable } from '../http/route';
 
 /** How long /readyz waits for the database before calling it down. */
 const READY_TIMEOUT_MS = 2000;
+/** How long a client (or load balancer) should wait before asking /readyz again. */
+const NOT_READY_RETRY_AFTER_SECONDS = 5;
 
 async function answersWithin(check: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -21,25 +24,54 @@ async function answersWithin(check: Promise<unknown>, ms: number): Promise<boole
   }
 }
 
-/** /healthz: the process runs. /readyz: it can serve: the database (and Redis, if configured) answers. */
-export function healthRoutes({ db, redis }: { db: DB; redis?: Redis | undefined }): Router {
-  const router = Router();
-
-  router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-
-  router.get('/readyz', async (_req, res) => {
-    const [database, cache] = await Promise.all([
-      answersWithin(sql`select 1`.execute(db), READY_TIMEOUT_MS),
-      redis ? answersWithin(redis.ping(), READY_TIMEOUT_MS) : Promise.resolve(undefined),
-    ]);
-    const down = [database ? undefined : 'the database', cache === false ? 'Redis' : undefined].filter(Boolean);
-    if (down.length > 0) {
-      throw new AppError('UNAVAILABLE', { detail: `Not ready: ${down.join(' and ')} does not answer`, headers: { 'Retry-After': '5' } });
-    }
-    res.json({ status: 'ready', checks: { database: 'ok', ...(redis ? { redis: 'ok' } : {}) } });
-  });
-
-  return router;
+export interface HealthRoutesDeps {
+  db: DB;
+  redis?: Redis | undefined;
 }
+
+const health = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+const readiness = z
+  .object({
+    status: z.literal('ready'),
+    checks: z.object({ database: z.literal('ok'), redis: z.literal('ok').optional().meta({ description: 'Only when REDIS_URL is set' }) }),
+  })
+  .meta({ id: 'Readiness' });
+
+/** /healthz: the process runs. /readyz: it can serve: the database (and Redis, if configured) answers. */
+export const healthRoutes: RouteTable<HealthRoutesDeps> = [
+  defineRoute({
+    method: 'get',
+    path: '/healthz',
+    tag: 'operations',
+    summary: 'Liveness: the process runs',
+    description: 'Never signed, never rate limited.',
+    response: { status: 200, description: 'Alive', schema: health },
+    handler: () => () => ({ status: 'ok' }) as const,
+  }),
+
+  defineRoute({
+    method: 'get',
+    path: '/readyz',
+    tag: 'operations',
+    summary: 'Readiness: the database (and Redis, if configured) answers',
+    description: 'Never signed, never rate limited.',
+    errors: ['UNAVAILABLE'],
+    response: { status: 200, description: 'Ready to serve', schema: readiness },
+    handler:
+      ({ db, redis }) =>
+      async () => {
+        const [database, cache] = await Promise.all([
+          answersWithin(sql`select 1`.execute(db), READY_TIMEOUT_MS),
+          redis ? answersWithin(redis.ping(), READY_TIMEOUT_MS) : Promise.resolve(undefined),
+        ]);
+        const down = [database ? undefined : 'the database', cache === false ? 'Redis' : undefined].filter(Boolean);
+        if (down.length > 0) {
+          throw new AppError('UNAVAILABLE', {
+            detail: `Not ready: ${down.join(' and ')} does not answer`,
+            retryAfter: NOT_READY_RETRY_AFTER_SECONDS,
+          });
+        }
+        return { status: 'ready', checks: { database: 'ok', ...(redis ? { redis: 'ok' } : {}) } } satisfies z.input<typeof readiness>;
+      },
+  }),
+];

@@ -29,8 +29,7 @@ function renderChallenge(challenge: BearerChallenge): string {
 
 /** The headers an error is answered with: rendered here from its typed data, not spelled by the thrower. */
 function headersOf(problem: AppError): Record<string, string> {
-  // The deprecated raw headers first, so the typed fields win where both are given.
-  const headers: Record<string, string> = { ...problem.headers };
+  const headers: Record<string, string> = {};
   if (problem.retryAfter !== undefined) headers['Retry-After'] = String(problem.retryAfter);
   if (problem.challenge !== undefined) headers['WWW-Authenticate'] = renderChallenge(problem.challenge);
   return headers;

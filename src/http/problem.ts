@@ -27,11 +27,6 @@ export interface ProblemOptions {
   retryAfter?: number;
   /** Sent as `WWW-Authenticate: Bearer realm="gatehouse"[, error="…"]` (RFC 6750 section 3). */
   challenge?: BearerChallenge;
-  /**
-   * @deprecated Response headers spelled out by the thrower. Use `retryAfter` or `challenge`,
-   * which the error handler renders; kept only until the last callers have switched.
-   */
-  headers?: Record<string, string>;
   cause?: unknown;
 }
 
@@ -48,8 +43,6 @@ export class AppError extends Error {
   /** Whole seconds, never negative. */
   readonly retryAfter: number | undefined;
   readonly challenge: BearerChallenge | undefined;
-  /** @deprecated See {@link ProblemOptions.headers}. */
-  readonly headers: Record<string, string>;
 
   constructor(
     readonly code: ProblemCode,
@@ -68,7 +61,6 @@ export class AppError extends Error {
     // Retry-After takes whole seconds; rounding up never invites a client back too early.
     this.retryAfter = retryAfter === undefined ? undefined : Math.ceil(retryAfter);
     this.challenge = options.challenge;
-    this.headers = options.headers ?? {};
   }
 }
 

@@ -1,8 +1,6 @@
-import { Router } from 'express';
-import helmet from 'helmet';
-import { AppError } from '../http/problem';
-import { DOCS_ASSETS, DOCS_PAGE } from './docs.assets';
-import { openApiDocument } from './openapi.document';
+import { z } from 'zod';
+import { defineRoute, type RouteTable } from '../http/route';
+import { DOCS_ASSET_NAMES, DOCS_ASSETS, DOCS_PAGE } from './docs.assets';
 
 /** How long browsers keep the page's scripts and styles: they change only with the package. */
 const ASSET_CACHE_CONTROL = 'public, max-age=3600';
@@ -12,49 +10,88 @@ const ASSET_CACHE_CONTROL = 'public, max-age=3600';
  * the page run its own scripts and styles and fetch the document, and nothing from elsewhere.
  * Swagger UI's icons are data: URIs in its stylesheet. Its style attributes are set through
  * the DOM (React), which CSP does not govern, so no 'unsafe-inline' is needed for either.
+ * Written as helmet writes it; replaces the app's header on this one response.
  */
-const docsCsp = helmet.contentSecurityPolicy({
-  useDefaults: false,
-  directives: {
-    defaultSrc: ["'none'"],
-    scriptSrc: ["'self'"],
-    styleSrc: ["'self'"],
-    imgSrc: ["'self'", 'data:'],
-    connectSrc: ["'self'"],
-    baseUri: ["'none'"],
-    formAction: ["'none'"],
-    frameAncestors: ["'none'"],
-  },
-});
+const DOCS_CSP = Object.entries({
+  'default-src': ["'none'"],
+  'script-src': ["'self'"],
+  'style-src': ["'self'"],
+  'img-src': ["'self'", 'data:'],
+  'connect-src': ["'self'"],
+  'base-uri': ["'none'"],
+  'form-action': ["'none'"],
+  'frame-ancestors': ["'none'"],
+})
+  .map(([directive, sources]) => `${directive} ${sources.join(' ')}`)
+  .join(';');
+
+export interface DocsRoutesDeps {
+  /** The OpenAPI document; asked for once, on the first request for it. */
+  document: () => unknown;
+}
 
 /**
  * GET /openapi.json and the interactive page at /docs (Swagger UI from swagger-ui-dist,
- * served from node_modules, so it works with no internet). Mounted before rate limiting
- * and signing: CONTRACT.md section 5 exempts both.
+ * served from node_modules, so it works with no internet). Never signed (CONTRACT.md
+ * section 5), rate limited like the API.
  */
-export function docsRoutes(): Router {
-  const router = Router();
-  let documentJson: string | undefined;
+export const docsRoutes: RouteTable<DocsRoutesDeps> = [
+  defineRoute({
+    method: 'get',
+    path: '/openapi.json',
+    tag: 'docs',
+    summary: 'This document',
+    description: 'OpenAPI 3.1. Never signed; rate limited like the API.',
+    response: {
+      status: 200,
+      description: 'The OpenAPI document of every route',
+      content: { 'application/json': { schema: { type: 'object', description: 'An OpenAPI 3.1 document' } } },
+    },
+    handler: ({ document }) => {
+      let json: string | undefined;
+      return ({ res }) => {
+        json ??= JSON.stringify(document());
+        res.type('application/json').send(json);
+      };
+    },
+  }),
 
-  router.get('/openapi.json', (_req, res) => {
-    documentJson ??= JSON.stringify(openApiDocument());
-    res.type('application/json').send(documentJson);
-  });
+  defineRoute({
+    method: 'get',
+    path: '/docs',
+    tag: 'docs',
+    summary: 'This page: interactive documentation',
+    description: 'Swagger UI, served from the swagger-ui-dist package: it loads nothing from other origins. Never signed; rate limited like the API.',
+    response: { status: 200, description: 'The HTML page', content: { 'text/html': { schema: { type: 'string' } } } },
+    handler: () => ({ res }) => {
+      res.set('Content-Security-Policy', DOCS_CSP).type('html').send(DOCS_PAGE);
+    },
+  }),
 
-  router.get('/docs', docsCsp, (_req, res) => {
-    res.type('html').send(DOCS_PAGE);
-  });
-
-  router.get('/docs/:asset', (req, res, next) => {
-    const asset = Object.hasOwn(DOCS_ASSETS, req.params.asset) ? DOCS_ASSETS[req.params.asset] : undefined;
-    // Answered here, not passed on: nothing under /docs reaches the rate limiter.
-    if (!asset) throw new AppError('NOT_FOUND', { detail: 'No such file' });
-    res.type(asset.type).set('Cache-Control', ASSET_CACHE_CONTROL);
-    if ('text' in asset) return void res.send(asset.text);
-    res.sendFile(asset.file, (error) => {
-      if (error && !res.headersSent) next(error);
-    });
-  });
-
-  return router;
-}
+  defineRoute({
+    method: 'get',
+    path: '/docs/{asset}',
+    tag: 'docs',
+    summary: 'The scripts, styles and icons of /docs',
+    // Only the listed files: an unknown name is 404, though the package has it.
+    params: z.object({ asset: z.enum(DOCS_ASSET_NAMES) }),
+    errors: ['NOT_FOUND'],
+    response: {
+      status: 200,
+      description: 'The file',
+      content: {
+        'text/css': { schema: { type: 'string' } },
+        'text/javascript': { schema: { type: 'string' } },
+        'image/png': { schema: { type: 'string', contentMediaType: 'image/png' } },
+      },
+    },
+    handler: () => ({ params, res, next }) => {
+      const asset = DOCS_ASSETS[params.asset]!;
+      res.type(asset.type).set('Cache-Control', ASSET_CACHE_CONTROL);
+      if ('text' in asset) return void res.send(asset.text);
+      res.sendFile(asset.file, (error) => {
+        if (error && !res.headersSent) next(error);
+      });
+    },
+  }),
+];

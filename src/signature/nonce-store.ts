@@ -31,7 +31,7 @@ export class MemoryNonceStore implements NonceStore {
     const expiry = this.expiries.get(key);
     if (expiry !== undefined && expiry > now) return false;
     if (this.expiries.size >= this.maxEntries) {
-      throw new AppError('UNAVAILABLE', { detail: 'Too many requests in flight to check for replays', headers: { 'Retry-After': '1' } });
+      throw new AppError('UNAVAILABLE', { detail: 'Too many requests in flight to check for replays', retryAfter: 1 });
     }
     this.expiries.delete(key);
     this.expiries.set(key, now + ttlSeconds * 1000);
@@ -63,7 +63,7 @@ export class RedisNonceStore implements NonceStore {
     try {
       reply = await this.redis.set(`${this.prefix}${clientId}:${nonce}`, '1', 'EX', ttlSeconds, 'NX');
     } catch (error) {
-      throw new AppError('UNAVAILABLE', { detail: 'The replay store does not answer', headers: { 'Retry-After': '5' }, cause: error });
+      throw new AppError('UNAVAILABLE', { detail: 'The replay store does not answer', retryAfter: 5, cause: error });
     }
     return reply === 'OK';
   }

@@ -18,6 +18,11 @@ export function toUserView(row: Pick<UserRow, 'id' | 'email' | 'username' | 'cre
   };
 }
 
+/** Trimmed and lower-cased, as the database's CHECK on users.email demands. */
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
 export async function findUserByEmail(db: Kysely<Database>, email: string) {
   return db.selectFrom('users').selectAll().select(rolesOf('users.id').as('roles')).where('email', '=', email).executeTakeFirst();
 }

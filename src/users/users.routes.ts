@@ -1,19 +1,25 @@
-import { type RequestHandler, Router } from 'express';
-import { requirePermission } from '../access/authenticate.middleware';
+import { defineRoute, type RouteTable } from '../http/route';
 import { toUserView } from './user.repository';
+import { currentUserView } from './users.schemas';
 
 /** GET /users/me: the caller's account, as authentication loaded it, and its permissions. */
-export function usersRoutes({ authenticate }: { authenticate: RequestHandler }): Router {
-  const router = Router();
-
-  router.get('/users/me', authenticate, requirePermission('profile:read'), (req, res) => {
-    const { userId, roles, permissions, account } = req.auth!;
-    const user = toUserView(
-      { id: userId, email: account.email, username: account.username, created_at: account.createdAt, last_login_at: account.lastLoginAt },
-      roles,
-    );
-    res.json({ ...user, permissions });
-  });
-
-  return router;
-}
+export const usersRoutes: RouteTable<Record<string, never>> = [
+  defineRoute({
+    method: 'get',
+    path: '/users/me',
+    tag: 'users',
+    summary: 'The caller’s account and permissions',
+    bearer: true,
+    permission: 'profile:read',
+    response: { status: 200, description: 'The account with its effective permissions', schema: currentUserView },
+    handler:
+      () =>
+      ({ auth: { userId, roles, permissions, account } }) => {
+        const user = toUserView(
+          { id: userId, email: account.email, username: account.username, created_at: account.createdAt, last_login_at: account.lastLoginAt },
+          roles,
+        );
+        return { ...user, permissions };
+      },
+  }),
+];

@@ -55,20 +55,6 @@ describe('AppError headers, rendered by the error handler from typed data', () =
     expect(res.headers['www-authenticate']).toBeUndefined();
   });
 
-  it('when a caller still passes the deprecated headers option, then those headers are sent', async () => {
-    const res = await request(appThrowing(() => new AppError('ACCOUNT_LOCKED', { headers: { 'Retry-After': '120' } }))).get('/boom');
-
-    expect(res.headers['retry-after']).toBe('120');
-  });
-
-  it('when both the deprecated headers and the typed field give Retry-After, then the typed field wins', async () => {
-    const res = await request(appThrowing(() => new AppError('UNAVAILABLE', { headers: { 'Retry-After': '120' }, retryAfter: 5 }))).get(
-      '/boom',
-    );
-
-    expect(res.headers['retry-after']).toBe('5');
-  });
-
   it('when the body is rendered, then type and title come from the shared problem catalogue', async () => {
     const res = await request(appThrowing(() => new AppError('RATE_LIMITED', { retryAfter: 1 }))).get('/boom');
 

@@ -4,9 +4,13 @@ import { compileErrors, validate } from '@readme/openapi-parser';
 import type { Express } from 'express';
 import request from 'supertest';
 import type { z } from 'zod';
+import { APP_ROUTES } from '../../src/app.routes';
 import { authResultView, tokenPairView } from '../../src/auth/auth.schemas';
 import { PROBLEMS, type ProblemCode } from '../../src/http/problem';
 import { problemView } from '../../src/http/problem.schemas';
+import type { RouteDeclaration, Stage } from '../../src/http/route';
+import type { StagedRoutes } from '../../src/http/router';
+import { buildOpenApiDocument } from '../../src/openapi/openapi.document';
 import { adminUserPageView, adminUserView, auditEventPageView } from '../../src/admin/admin.schemas';
 import { sessionView } from '../../src/sessions/sessions.schemas';
 import { currentUserView } from '../../src/users/users.schemas';
@@ -464,6 +468,142 @@ describe.each(DATABASE_KINDS)('the document against real responses (%s)', (kind)
     const schema = doc.paths['/users/me'].get.responses['401'].content['application/problem+json'].schema;
     expect(conformance(doc, schema, res.body)).toEqual([]);
     expect(conformance(doc, schema, { ...res.body, code: 'REFRESH_TOKEN_REUSED' })).not.toEqual([]);
+  });
+});
+
+// ---- the declarations, the document and the router: one source ------------------------------
+
+const STAGE_NAMES: Stage[] = ['open', 'limited', 'signed'];
+
+/** Every declared route, as app.ts mounts them. */
+const DECLARED: RouteDeclaration<never>[] = STAGE_NAMES.flatMap((stage) => Object.values(APP_ROUTES[stage]).flat());
+const PERMISSION_ROUTES = DECLARED.filter((route) => route.permission !== undefined).map(
+  (route) => [`${route.method.toUpperCase()} ${route.path}`, route.permission!, route] as const,
+);
+
+/** APP_ROUTES with one route changed, as an edit to its declaration would change it. */
+function withChangedRoute(method: string, path: string, change: (route: RouteDeclaration<never>) => RouteDeclaration<never>): StagedRoutes {
+  let found = 0;
+  const stages = STAGE_NAMES.map((stage) => {
+    const tables = Object.entries(APP_ROUTES[stage]).map(([name, table]) => [
+      name,
+      table.map((route: RouteDeclaration<never>) => (route.method === method && route.path === path ? (found++, change(route)) : route)),
+    ]);
+    return [stage, Object.fromEntries(tables)];
+  });
+  expect({ route: `${method} ${path}`, found }).toEqual({ route: `${method} ${path}`, found: 1 });
+  return Object.fromEntries(stages) as StagedRoutes;
+}
+
+/** The Bearer roles of an operation's requirements; undefined when it takes no Bearer token. */
+function bearerRoles(op: Json): (string[] | undefined)[] {
+  return (op.security ?? []).map((requirement: Json) => requirement.bearerAuth);
+}
+
+describe('the route declarations and the document', () => {
+  const doc: Json = JSON.parse(JSON.stringify(buildOpenApiDocument()));
+
+  it('when the service is built, then every route is declared once', () => {
+    const names = DECLARED.map((route) => `${route.method} ${route.path}`);
+    expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);
+    expect(names.length).toBe(documentedRoutes(doc).length);
+  });
+
+  it.each(DECLARED.map((route) => [`${route.method.toUpperCase()} ${route.path}`, route] as const))(
+    'when %s is declared, then its operation shows its permission, its errors and its success as declared',
+    (_name, route) => {
+      const op = doc.paths[route.path][route.method];
+      const documented = documentedCodes(op);
+      expect(route.errors.filter((code) => documented.get(code) !== PROBLEMS[code].status)).toEqual([]);
+      expect(documented.has('FORBIDDEN')).toBe(route.permission !== undefined);
+      expect(op.responses[String(route.response.status)]).toBeDefined();
+      expect(op.tags).toEqual([route.tag]);
+      if (!route.bearer) {
+        expect(bearerRoles(op).filter((roles) => roles !== undefined)).toEqual([]);
+        return;
+      }
+      const roles = route.permission === undefined ? [] : [route.permission];
+      // Both requirements (signed, and unsigned where HMAC_MODE allows it) need the token and its permission.
+      expect(bearerRoles(op)).toEqual([roles, roles]);
+      if (route.permission !== undefined) expect(op.description).toContain(`\`${route.permission}\``);
+    },
+  );
+
+  it('when a declared permission changes, then the document requires the new one', () => {
+    const changed = buildOpenApiDocument(withChangedRoute('get', '/admin/users', (route) => ({ ...route, permission: 'audit:read' })));
+    const op = changed.paths!['/admin/users']!.get as Json;
+    expect(bearerRoles(op)).toEqual([['audit:read'], ['audit:read']]);
+    expect(op.description).toContain('`audit:read`');
+    expect(op.description).not.toContain('users:read');
+  });
+
+  it('when a declared permission is removed, then the document no longer lists FORBIDDEN for that route', () => {
+    const changed = buildOpenApiDocument(withChangedRoute('get', '/admin/events', (route) => ({ ...route, permission: undefined })));
+    const op = changed.paths!['/admin/events']!.get as Json;
+    expect(documentedCodes(op).has('FORBIDDEN')).toBe(false);
+    expect(bearerRoles(op)).toEqual([[], []]);
+  });
+
+  it('when a declared error list changes, then the document lists the codes of the new one', () => {
+    const path = '/admin/users/{id}/enable';
+    expect(documentedCodes(doc.paths[path].post).has('LAST_ADMIN')).toBe(false);
+    const added = buildOpenApiDocument(withChangedRoute('post', path, (route) => ({ ...route, errors: [...route.errors, 'LAST_ADMIN'] })));
+    expect(documentedCodes(added.paths![path]!.post as Json).get('LAST_ADMIN')).toBe(409);
+
+    const disable = '/admin/users/{id}/disable';
+    const removed = buildOpenApiDocument(withChangedRoute('post', disable, (route) => ({ ...route, errors: route.errors.filter((code) => code !== 'LAST_ADMIN') })));
+    expect(documentedCodes(removed.paths![disable]!.post as Json).has('LAST_ADMIN')).toBe(false);
+  });
+});
+
+describe('the declared permissions, enforced', () => {
+  const SOME_ID = '00000000-0000-4000-8000-000000000000';
+  let h: Harness;
+  let everyPermission: string[];
+  beforeAll(async () => {
+    h = await createHarness();
+    const rows = await h.database.db.selectFrom('role_permissions').select('permission').distinct().execute();
+    everyPermission = rows.map((row) => row.permission);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  /** A user whose only role grants exactly `permissions`. */
+  async function userWith(name: string, permissions: string[]) {
+    const { db } = h.database;
+    await db.insertInto('roles').values({ name, description: 'test' }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    if (permissions.length > 0) {
+      await db
+        .insertInto('role_permissions')
+        .values(permissions.map((permission) => ({ role: name, permission })))
+        .onConflict((oc) => oc.columns(['role', 'permission']).doNothing())
+        .execute();
+    }
+    const user = await registerUser(h.app);
+    await db.deleteFrom('user_roles').where('user_id', '=', user.id).execute();
+    await db.insertInto('user_roles').values({ user_id: user.id, role: name }).execute();
+    return user;
+  }
+
+  function call(route: RouteDeclaration<never>, accessToken: string) {
+    const req = request(h.app)[route.method](route.path.replace(/\{[^}]+\}/g, SOME_ID)).set(bearer(accessToken));
+    return route.method === 'get' ? req : req.send({});
+  }
+
+  it('when routes are declared, then some declare a permission (the check below checks something)', () => {
+    expect(PERMISSION_ROUTES.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it.each(PERMISSION_ROUTES)('when %s is called without %s, then it answers 403 FORBIDDEN; with only it, not', async (_name, permission, route) => {
+    expect(everyPermission).toContain(permission);
+    const slug = permission.replace(':', '-');
+    const lacking = await userWith(`lacks-${slug}`, everyPermission.filter((p) => p !== permission));
+    expectProblem(await call(route, lacking.accessToken), 403, 'FORBIDDEN');
+
+    const holding = await userWith(`only-${slug}`, [permission]);
+    const res = await call(route, holding.accessToken);
+    expect({ status: res.status, code: res.body.code }).not.toEqual({ status: 403, code: 'FORBIDDEN' });
   });
 });
 
