@@ -28,7 +28,7 @@ export const SIGNED_PREFIXES = ['/auth', '/users', '/admin'] as const;
 const underSignedPrefix = (path: string) => SIGNED_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
 
 // The signature is mounted by prefix, the document marks routes signed by stage: they must agree.
-for (const [stage, tables] of Object.entries(APP_ROUTES)) {
+for (const [stage, tables] of Object.entries(APP_ROUTES) as [string, StagedRoutes[keyof StagedRoutes]][]) {
   for (const { method, path } of Object.values(tables).flat()) {
     if (underSignedPrefix(path) !== (stage === 'signed')) {
       throw new TypeError(`APP_ROUTES: ${method.toUpperCase()} ${path} is in stage ${stage}, but ${SIGNED_PREFIXES.join(', ')} are exactly the signed prefixes`);

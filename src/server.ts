@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   }
 
   const hasher = createPooledPasswordHasher(config.bcryptCost);
-  const app = createApp({ config, db: database.db, keys, logger, hasher, poolStats: database.poolStats, ...(redis ? { redis } : {}) });
+  const app = createApp({ config, db: database.db, keys, logger, hasher, poolStats: () => database.poolStats(), ...(redis ? { redis } : {}) });
   const server = app.listen(config.port, config.host, () => {
     logger.info(
       { host: config.host, port: config.port, kid: keys.signing.kid, database: database.kind, hmac: config.hmacMode, redis: Boolean(redis) },

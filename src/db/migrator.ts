@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { type MigrationResultSet, Migrator, type MigrationInfo } from 'kysely';
 import { migrations } from '../../migrations';
 import type { DB } from './database';
@@ -15,7 +16,7 @@ function unwrap({ error, results }: MigrationResultSet): string[] {
   if (error) {
     const failed = results?.find((result) => result.status === 'Error');
     const where = failed ? ` in ${failed.migrationName}` : '';
-    throw new Error(`Migration failed${where}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(`Migration failed${where}: ${error instanceof Error ? error.message : inspect(error)}`, { cause: error });
   }
   return (results ?? []).map((result) => result.migrationName);
 }

@@ -16,8 +16,8 @@ export function requestLog(logger: Logger): RequestHandler {
     customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : 'info'),
     customSuccessMessage: (req, res) => `${req.method} ${routeOf(req)} ${res.statusCode}`,
     customErrorMessage: (req, res) => `${req.method} ${routeOf(req)} ${res.statusCode}`,
-    customSuccessObject: (req, res, fields) => ({ ...fields, ...outcomeOf(req, res) }),
-    customErrorObject: (req, res, _error, fields) => ({ ...fields, ...outcomeOf(req, res) }),
+    customSuccessObject: (req, res, fields: object) => ({ ...fields, ...outcomeOf(req, res) }),
+    customErrorObject: (req, res, _error, fields: object) => ({ ...fields, ...outcomeOf(req, res) }),
     serializers: {
       req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
         id: req.id,
@@ -37,6 +37,6 @@ function outcomeOf(req: IncomingMessage, res: ServerResponse) {
   return {
     route: routeOf(req),
     userId: (req as Request).auth?.userId,
-    code: (res as Response).locals?.problemCode,
+    code: (res as Response).locals?.problemCode as string | undefined,
   };
 }

@@ -8,6 +8,7 @@ import type { Request } from 'express';
  */
 export function routeOf(req: IncomingMessage): string {
   const express = req as Request;
-  const template = express.route?.path;
+  // Express types `route` as any: read only what we use.
+  const template = (express.route as { path?: unknown } | undefined)?.path;
   return typeof template === 'string' ? express.baseUrl + template : 'unmatched';
 }

@@ -170,7 +170,7 @@ export function defineRoute<
     throw new TypeError(`defineRoute: ${route}: a permission is checked against the Bearer caller: it needs bearer: true`);
   }
   const inPath = [...options.path.matchAll(PLACEHOLDER)].map((match) => match[1]!).sort();
-  const declared = Object.keys((options.params as FieldsSchema | undefined)?.shape ?? {}).sort();
+  const declared = Object.keys(options.params?.shape ?? {}).sort();
   if (inPath.join() !== declared.join()) {
     throw new TypeError(`defineRoute: ${route}: the path has {${inPath.join('}, {')}}, the params schema ${declared.join(', ') || 'nothing'}`);
   }

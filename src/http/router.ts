@@ -13,7 +13,7 @@ export interface BoundRoute {
 
 /** Builds each route's handler from the table's deps, once. */
 export function bindRoutes<Deps>(table: RouteTable<Deps>, deps: Deps): BoundRoute[] {
-  return table.map((declaration) => ({ declaration: declaration as RouteDeclaration<never>, handle: declaration.handler(deps) }));
+  return table.map((declaration) => ({ declaration, handle: declaration.handler(deps) }));
 }
 
 /** Every route of the service, by the stage it is mounted at, each folder's table by name. */

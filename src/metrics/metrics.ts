@@ -114,9 +114,9 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
           }
         };
       return {
-        hash: timed('hash', hasher.hash),
-        verify: timed('compare', hasher.verify),
-        verifyNobody: timed('compare', hasher.verifyNobody),
+        hash: timed('hash', (password: string) => hasher.hash(password)),
+        verify: timed('compare', (password: string, hash: string) => hasher.verify(password, hash)),
+        verifyNobody: timed('compare', (password: string) => hasher.verifyNobody(password)),
         close: () => hasher.close(),
       };
     },
