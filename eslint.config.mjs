@@ -21,7 +21,10 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         { selector: 'ThrowStatement > Literal', message: 'Throw an Error (AppError, TypeError), never a string.' },
-        { selector: "CallExpression[callee.object.name=/^(describe|it|test)$/][callee.property.name='only']", message: 'A committed .only skips the rest of the suite.' },
+        {
+          selector: "CallExpression[callee.object.name=/^(describe|it|test)$/][callee.property.name='only']",
+          message: 'A committed .only skips the rest of the suite.',
+        },
       ],
       eqeqeq: ['error', 'always'],
       // An async function that implements a promise-returning interface (a store, a migration

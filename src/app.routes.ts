@@ -31,7 +31,9 @@ const underSignedPrefix = (path: string) => SIGNED_PREFIXES.some((prefix) => pat
 for (const [stage, tables] of Object.entries(APP_ROUTES) as [string, StagedRoutes[keyof StagedRoutes]][]) {
   for (const { method, path } of Object.values(tables).flat()) {
     if (underSignedPrefix(path) !== (stage === 'signed')) {
-      throw new TypeError(`APP_ROUTES: ${method.toUpperCase()} ${path} is in stage ${stage}, but ${SIGNED_PREFIXES.join(', ')} are exactly the signed prefixes`);
+      throw new TypeError(
+        `APP_ROUTES: ${method.toUpperCase()} ${path} is in stage ${stage}, but ${SIGNED_PREFIXES.join(', ')} are exactly the signed prefixes`,
+      );
     }
   }
 }

@@ -87,7 +87,12 @@ async function main(): Promise<void> {
       });
     }
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof KeyError || error instanceof RedisConnectError || error instanceof DataDirInUseError) {
+    if (
+      error instanceof ConfigError ||
+      error instanceof KeyError ||
+      error instanceof RedisConnectError ||
+      error instanceof DataDirInUseError
+    ) {
       logger.fatal(error.message);
       process.exit(1);
     }
@@ -95,10 +100,25 @@ async function main(): Promise<void> {
   }
 
   const hasher = createPooledPasswordHasher(config.bcryptCost);
-  const app = createApp({ config, db: database.db, keys, logger, hasher, poolStats: () => database.poolStats(), ...(redis ? { redis } : {}) });
+  const app = createApp({
+    config,
+    db: database.db,
+    keys,
+    logger,
+    hasher,
+    poolStats: () => database.poolStats(),
+    ...(redis ? { redis } : {}),
+  });
   const server = app.listen(config.port, config.host, () => {
     logger.info(
-      { host: config.host, port: config.port, kid: keys.signing.kid, database: database.kind, hmac: config.hmacMode, redis: Boolean(redis) },
+      {
+        host: config.host,
+        port: config.port,
+        kid: keys.signing.kid,
+        database: database.kind,
+        hmac: config.hmacMode,
+        redis: Boolean(redis),
+      },
       'gatehouse listening',
     );
   });

@@ -63,7 +63,13 @@ export function authenticate(deps: { loadCaller: LoadCaller; accessTokens: Acces
     if (!caller.isActive) throw new AppError('ACCOUNT_DISABLED');
     if (caller.revokedAt !== null || caller.expiresAt <= deps.clock()) throw tokenProblem('SESSION_REVOKED');
 
-    req.auth = { userId: caller.userId, sessionId: claims.sid, roles: caller.roles, permissions: caller.permissions, account: caller.account };
+    req.auth = {
+      userId: caller.userId,
+      sessionId: claims.sid,
+      roles: caller.roles,
+      permissions: caller.permissions,
+      account: caller.account,
+    };
     next();
   };
 }

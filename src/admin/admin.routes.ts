@@ -1,6 +1,14 @@
 import { defineRoute, type RouteTable } from '../http/route';
 import type { AdminService } from './admin.service';
-import { adminUserPageView, adminUserView, auditEventPageView, listEventsQuery, listUsersQuery, setRolesBody, userIdParam } from './admin.schemas';
+import {
+  adminUserPageView,
+  adminUserView,
+  auditEventPageView,
+  listEventsQuery,
+  listUsersQuery,
+  setRolesBody,
+  userIdParam,
+} from './admin.schemas';
 
 export interface AdminRoutesDeps {
   admin: AdminService;
@@ -46,7 +54,8 @@ export const adminRoutes: RouteTable<AdminRoutesDeps> = [
     path: '/admin/users/{id}/disable',
     tag: 'admin',
     summary: 'Disable a user',
-    description: 'Every session of the user is revoked; its logins and tokens are refused until enabled. Disabling the last active admin is LAST_ADMIN.',
+    description:
+      'Every session of the user is revoked; its logins and tokens are refused until enabled. Disabling the last active admin is LAST_ADMIN.',
     bearer: true,
     permission: 'users:write',
     params: userIdParam,

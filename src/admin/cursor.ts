@@ -18,7 +18,13 @@ export function encodeCursor(cursor: Cursor): string {
 export function decodeCursor(value: string): Cursor {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-    if (Array.isArray(parsed) && typeof parsed[0] === 'string' && typeof parsed[1] === 'string' && TIMESTAMP.test(parsed[0]) && isUuid(parsed[1])) {
+    if (
+      Array.isArray(parsed) &&
+      typeof parsed[0] === 'string' &&
+      typeof parsed[1] === 'string' &&
+      TIMESTAMP.test(parsed[0]) &&
+      isUuid(parsed[1])
+    ) {
       return { at: parsed[0], id: parsed[1] };
     }
   } catch {

@@ -12,7 +12,10 @@ export interface AuthRoutesDeps {
 
 /** Refresh and logout read the token from this cookie when the body has none (CONTRACT.md section 4). */
 const refreshCookie = z.object({
-  [REFRESH_COOKIE]: z.string().optional().meta({ description: 'The refresh token, read when the body has no `refreshToken` (cookie mode).' }),
+  [REFRESH_COOKIE]: z
+    .string()
+    .optional()
+    .meta({ description: 'The refresh token, read when the body has no `refreshToken` (cookie mode).' }),
 });
 
 const setsCookie: Record<string, ResponseHeader> = {

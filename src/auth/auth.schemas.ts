@@ -2,7 +2,12 @@ import { z } from 'zod';
 import { userView } from '../users/users.schemas';
 
 /** Emails are compared trimmed and lower-cased (CONTRACT.md section 3). */
-const email = z.string().trim().toLowerCase().max(254).pipe(z.email({ message: 'must be an email address' }));
+const email = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .max(254)
+  .pipe(z.email({ message: 'must be an email address' }));
 
 export const registerBody = z.object({
   email,

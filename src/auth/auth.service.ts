@@ -265,7 +265,8 @@ export function createAuthService(deps: AuthServiceDeps) {
       const user = await findUserById(db, userId);
       if (!user || !(await hasher.verify(input.currentPassword, user.password_hash))) throw new AppError('INVALID_CREDENTIALS');
       const weaknesses = checkPasswordPolicy(input.newPassword, config.passwordMinLength, user, 'newPassword');
-      if (input.newPassword === input.currentPassword) weaknesses.push({ path: 'newPassword', message: 'must differ from the current password' });
+      if (input.newPassword === input.currentPassword)
+        weaknesses.push({ path: 'newPassword', message: 'must differ from the current password' });
       if (weaknesses.length > 0) throw new AppError('WEAK_PASSWORD', { errors: weaknesses });
 
       const passwordHash = await hasher.hash(input.newPassword);
@@ -282,7 +283,13 @@ export function createAuthService(deps: AuthServiceDeps) {
       const at = clock();
       await db.transaction().execute(async (trx) => {
         const revoked = await revokeUserSessions(trx, userId, 'logout_all', at);
-        await recordEvent(trx, { type: 'user.logged_out', userId, context, data: { sessionId, allSessions: true, revokedSessions: revoked }, at });
+        await recordEvent(trx, {
+          type: 'user.logged_out',
+          userId,
+          context,
+          data: { sessionId, allSessions: true, revokedSessions: revoked },
+          at,
+        });
       });
     },
   };

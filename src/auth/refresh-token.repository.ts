@@ -31,7 +31,11 @@ export async function lockRefreshTokenState(db: Kysely<Database>, id: string) {
 }
 
 /** Marks a token rotated and stores its sealed successor. Only a token not yet rotated is changed. */
-export async function markRotated(db: Kysely<Database>, id: string, rotation: { at: Date; successorId: string; successorBox: string }): Promise<void> {
+export async function markRotated(
+  db: Kysely<Database>,
+  id: string,
+  rotation: { at: Date; successorId: string; successorBox: string },
+): Promise<void> {
   const result = await db
     .updateTable('refresh_tokens')
     .set({ rotated_at: rotation.at, successor_id: rotation.successorId, successor_box: rotation.successorBox })

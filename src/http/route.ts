@@ -121,8 +121,10 @@ export interface RouteDeclaration<Deps = never> extends RouteSpec {
 export type RouteTable<Deps = never> = readonly RouteDeclaration<Deps>[];
 
 /** What {@link defineRoute} takes: a spec whose handler is typed by the schemas declared next to it. */
-export interface RouteOptions<Deps, Bearer extends boolean, B, Q, P, C, R extends SuccessResponse>
-  extends Omit<RouteSpec, 'bearer' | 'body' | 'query' | 'params' | 'cookies' | 'response' | 'errors'> {
+export interface RouteOptions<Deps, Bearer extends boolean, B, Q, P, C, R extends SuccessResponse> extends Omit<
+  RouteSpec,
+  'bearer' | 'body' | 'query' | 'params' | 'cookies' | 'response' | 'errors'
+> {
   readonly bearer?: Bearer;
   readonly body?: B;
   readonly query?: Q;
@@ -172,7 +174,9 @@ export function defineRoute<
   const inPath = [...options.path.matchAll(PLACEHOLDER)].map((match) => match[1]!).sort();
   const declared = Object.keys(options.params?.shape ?? {}).sort();
   if (inPath.join() !== declared.join()) {
-    throw new TypeError(`defineRoute: ${route}: the path has {${inPath.join('}, {')}}, the params schema ${declared.join(', ') || 'nothing'}`);
+    throw new TypeError(
+      `defineRoute: ${route}: the path has {${inPath.join('}, {')}}, the params schema ${declared.join(', ') || 'nothing'}`,
+    );
   }
   if ('schema' in options.response && 'content' in options.response) {
     throw new TypeError(`defineRoute: ${route}: a response has a schema (sent as JSON) or a content (written by the handler), not both`);

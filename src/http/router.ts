@@ -27,7 +27,9 @@ export type StagedDeps<M extends StagedRoutes> = { [S in Stage]: { [K in keyof M
 /** Binds every table of every stage; the result is what app.ts mounts, stage by stage. */
 export function bindStages<M extends StagedRoutes>(routes: M, deps: StagedDeps<M>): Record<Stage, BoundRoute[]> {
   const bindStage = (stage: Stage) =>
-    Object.entries(routes[stage]).flatMap(([name, table]) => bindRoutes(table as RouteTable<unknown>, (deps[stage] as Record<string, unknown>)[name]));
+    Object.entries(routes[stage]).flatMap(([name, table]) =>
+      bindRoutes(table as RouteTable<unknown>, (deps[stage] as Record<string, unknown>)[name]),
+    );
   return { open: bindStage('open'), limited: bindStage('limited'), signed: bindStage('signed') };
 }
 

@@ -74,7 +74,12 @@ function batchSizeOf(options: PruneOptions): number {
  * interrupted run keeps what it did. SKIP LOCKED leaves a row that a request holds at this
  * moment to the next run rather than waiting for it.
  */
-async function deleteInBatches(db: Kysely<Database>, tableName: PrunedTable, where: RawBuilder<boolean>, batchSize: number): Promise<number> {
+async function deleteInBatches(
+  db: Kysely<Database>,
+  tableName: PrunedTable,
+  where: RawBuilder<boolean>,
+  batchSize: number,
+): Promise<number> {
   const table = sql.table(tableName);
   let total = 0;
   for (;;) {

@@ -41,7 +41,11 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
     help: 'Rotated refresh tokens presented again (each revoked a session)',
     registers,
   });
-  const lockouts = new Counter({ name: 'gatehouse_account_lockouts_total', help: 'Accounts locked after repeated failed logins', registers });
+  const lockouts = new Counter({
+    name: 'gatehouse_account_lockouts_total',
+    help: 'Accounts locked after repeated failed logins',
+    registers,
+  });
   const rateLimitStoreErrors = new Counter({
     name: 'gatehouse_rate_limit_store_errors_total',
     help: 'Requests let through uncounted because the rate-limit store failed',

@@ -61,11 +61,14 @@ export const docsRoutes: RouteTable<DocsRoutesDeps> = [
     path: '/docs',
     tag: 'docs',
     summary: 'This page: interactive documentation',
-    description: 'Swagger UI, served from the swagger-ui-dist package: it loads nothing from other origins. Never signed; rate limited like the API.',
+    description:
+      'Swagger UI, served from the swagger-ui-dist package: it loads nothing from other origins. Never signed; rate limited like the API.',
     response: { status: 200, description: 'The HTML page', content: { 'text/html': { schema: { type: 'string' } } } },
-    handler: () => ({ res }) => {
-      res.set('Content-Security-Policy', DOCS_CSP).type('html').send(DOCS_PAGE);
-    },
+    handler:
+      () =>
+      ({ res }) => {
+        res.set('Content-Security-Policy', DOCS_CSP).type('html').send(DOCS_PAGE);
+      },
   }),
 
   defineRoute({
@@ -85,13 +88,15 @@ export const docsRoutes: RouteTable<DocsRoutesDeps> = [
         'image/png': { schema: { type: 'string', contentMediaType: 'image/png' } },
       },
     },
-    handler: () => ({ params, res, next }) => {
-      const asset = DOCS_ASSETS[params.asset]!;
-      res.type(asset.type).set('Cache-Control', ASSET_CACHE_CONTROL);
-      if ('text' in asset) return void res.send(asset.text);
-      res.sendFile(asset.file, (error) => {
-        if (error && !res.headersSent) next(error);
-      });
-    },
+    handler:
+      () =>
+      ({ params, res, next }) => {
+        const asset = DOCS_ASSETS[params.asset]!;
+        res.type(asset.type).set('Cache-Control', ASSET_CACHE_CONTROL);
+        if ('text' in asset) return void res.send(asset.text);
+        res.sendFile(asset.file, (error) => {
+          if (error && !res.headersSent) next(error);
+        });
+      },
   }),
 ];

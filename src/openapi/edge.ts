@@ -48,7 +48,10 @@ export function codesOf(route: RouteSpec, stage: Stage): ProblemCode[] {
 /** The request-signature headers (CONTRACT.md section 5), each a security scheme of the document. */
 export const SIGNATURE_HEADERS = {
   hmacClientId: { name: 'X-Client-Id', description: "The signing client, as listed in the server's HMAC_CLIENTS." },
-  hmacTimestamp: { name: 'X-Timestamp', description: "Unix seconds; refused when more than HMAC_MAX_SKEW (300 s) from the server's clock." },
+  hmacTimestamp: {
+    name: 'X-Timestamp',
+    description: "Unix seconds; refused when more than HMAC_MAX_SKEW (300 s) from the server's clock.",
+  },
   hmacNonce: { name: 'X-Nonce', description: '16–64 characters of [A-Za-z0-9_-], never reused by the client within the skew window.' },
   hmacSignature: {
     name: 'X-Signature',
@@ -68,8 +71,14 @@ export const EDGE_HEADERS = {
     name: 'RateLimit-Policy',
     description: 'The per-IP quota (IETF draft-ietf-httpapi-ratelimit-headers-08), e.g. `"global"; q=300; w=60`: 300 requests per 60 s.',
   },
-  rateLimit: { name: 'RateLimit', description: 'What is left of the quota and when it resets (IETF draft 08), e.g. `"global"; r=299; t=42`.' },
-  wwwAuthenticate: { name: 'WWW-Authenticate', description: 'RFC 6750: `Bearer realm="gatehouse"`, with `error="invalid_token"` when a token was sent.' },
+  rateLimit: {
+    name: 'RateLimit',
+    description: 'What is left of the quota and when it resets (IETF draft 08), e.g. `"global"; r=299; t=42`.',
+  },
+  wwwAuthenticate: {
+    name: 'WWW-Authenticate',
+    description: 'RFC 6750: `Bearer realm="gatehouse"`, with `error="invalid_token"` when a token was sent.',
+  },
 } as const;
 
 /** The request's own id, which the edge echoes (CONTRACT.md section 2). */

@@ -155,7 +155,11 @@ function problemResponses(edge: Edge, codes: ProblemCode[], rateLimited: boolean
 }
 
 /** A route's own response headers: shared components by `id`, registered on first use. */
-function routeHeaders(registry: OpenAPIRegistry, shared: Map<string, { header: ResponseHeader; ref: Ref }>, headers: RouteSpec['response']['headers']) {
+function routeHeaders(
+  registry: OpenAPIRegistry,
+  shared: Map<string, { header: ResponseHeader; ref: Ref }>,
+  headers: RouteSpec['response']['headers'],
+) {
   return Object.fromEntries(
     Object.entries(headers ?? {}).map(([name, header]) => {
       const object = { description: header.description, schema: header.schema ?? { type: 'string' } } as HeaderObject;
@@ -173,7 +177,13 @@ function routeHeaders(registry: OpenAPIRegistry, shared: Map<string, { header: R
 }
 
 /** The OpenAPI operation of one declared route at its stage. */
-function operationOf(registry: OpenAPIRegistry, edge: Edge, shared: Map<string, { header: ResponseHeader; ref: Ref }>, route: RouteSpec, stage: Stage): RouteConfig {
+function operationOf(
+  registry: OpenAPIRegistry,
+  edge: Edge,
+  shared: Map<string, { header: ResponseHeader; ref: Ref }>,
+  route: RouteSpec,
+  stage: Stage,
+): RouteConfig {
   const { rateLimited, signed } = STAGES[stage];
   const { response } = route;
   const description = descriptionOf(route, stage);
@@ -192,7 +202,9 @@ function operationOf(registry: OpenAPIRegistry, edge: Edge, shared: Map<string, 
     ...(route.query ? { query: route.query } : {}),
     ...(route.cookies ? { cookies: route.cookies } : {}),
     // A body schema that takes "no body" (undefined) makes the body optional.
-    ...(route.body ? { body: { required: !route.body.safeParse(undefined).success, content: { 'application/json': { schema: route.body } } } } : {}),
+    ...(route.body
+      ? { body: { required: !route.body.safeParse(undefined).success, content: { 'application/json': { schema: route.body } } } }
+      : {}),
   };
   return {
     method: route.method,
@@ -216,10 +228,15 @@ export function buildOpenApiDocument(routes: StagedRoutes = APP_ROUTES): Documen
   const edge = registerEdge(registry);
   const shared = new Map<string, { header: ResponseHeader; ref: Ref }>();
 
-  const staged = (Object.keys(STAGES) as Stage[]).flatMap((stage) => Object.values(routes[stage]).flatMap((table) => table.map((route) => ({ route, stage }))));
+  const staged = (Object.keys(STAGES) as Stage[]).flatMap((stage) =>
+    Object.values(routes[stage]).flatMap((table) => table.map((route) => ({ route, stage }))),
+  );
   const tagIndex = (route: RouteSpec) => {
     const index = TAGS.findIndex((tag) => tag.name === route.tag);
-    if (index < 0) throw new TypeError(`openApiDocument: ${route.method.toUpperCase()} ${route.path} has the tag ${route.tag}, which the document does not list`);
+    if (index < 0)
+      throw new TypeError(
+        `openApiDocument: ${route.method.toUpperCase()} ${route.path} has the tag ${route.tag}, which the document does not list`,
+      );
     return index;
   };
   // By tag, as the page shows them; within a tag, in declaration order (Array.prototype.sort is stable).

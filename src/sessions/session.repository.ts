@@ -74,7 +74,13 @@ export async function revokeSession(db: Kysely<Database>, sessionId: string, rea
 }
 
 /** Revokes one live, unexpired session of `userId`; returns whether there was one. */
-export async function revokeOwnSession(db: Kysely<Database>, userId: string, sessionId: string, reason: RevokeReason, at: Date): Promise<boolean> {
+export async function revokeOwnSession(
+  db: Kysely<Database>,
+  userId: string,
+  sessionId: string,
+  reason: RevokeReason,
+  at: Date,
+): Promise<boolean> {
   const result = await db
     .updateTable('sessions')
     .set({ revoked_at: at, revoked_reason: reason })

@@ -32,7 +32,8 @@ export const jwksRoutes: RouteTable<JwksRoutesDeps> = [
     path: '/.well-known/jwks.json',
     tag: 'keys',
     summary: 'Public keys for verifying access tokens',
-    description: 'Not signed. Verify access tokens with these: RS256 only, header typ "at+jwt", the right iss and aud, exp. Refetch on an unknown kid: keys rotate.',
+    description:
+      'Not signed. Verify access tokens with these: RS256 only, header typ "at+jwt", the right iss and aud, exp. Refetch on an unknown kid: keys rotate.',
     response: {
       status: 200,
       description: 'The JSON Web Key Set',

@@ -81,7 +81,10 @@ function signingKeyFromPem(pem: string, source: string, createdAt: Date | undefi
 
 /** `20261123T132155Z` ↔ Date; file names start with it so that name order is age order. */
 function stampOf(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 function dateOfStamp(fileName: string): Date | undefined {
   const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(fileName);
@@ -168,7 +171,10 @@ export function filesOfKid(files: ReadonlyArray<{ name: string; pem: string }>, 
  * Generates an RSA key pair and writes it into `dir` as `<UTC stamp>-<kid prefix>.key.pem`
  * (mode 0600) and `.pub.pem`. Returns the new key's kid and file names.
  */
-export async function writeNewKeyPair(dir: string, now: Date = new Date()): Promise<{ kid: string; privateFile: string; publicFile: string }> {
+export async function writeNewKeyPair(
+  dir: string,
+  now: Date = new Date(),
+): Promise<{ kid: string; privateFile: string; publicFile: string }> {
   const { privateKey, publicKey } = await generateRsaKeyPair('rsa', { modulusLength: GENERATED_RSA_BITS });
   const kid = thumbprint(publicKey);
   const base = `${stampOf(now)}-${kid.slice(0, 8)}`;

@@ -16,7 +16,13 @@ export const usersRoutes: RouteTable<Record<string, never>> = [
       () =>
       ({ auth: { userId, roles, permissions, account } }) => {
         const user = toUserView(
-          { id: userId, email: account.email, username: account.username, created_at: account.createdAt, last_login_at: account.lastLoginAt },
+          {
+            id: userId,
+            email: account.email,
+            username: account.username,
+            created_at: account.createdAt,
+            last_login_at: account.lastLoginAt,
+          },
           roles,
         );
         return { ...user, permissions };
