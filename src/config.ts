@@ -7,7 +7,7 @@ export class ConfigError extends Error {
 
 // --- Value kinds ----------------------------------------------------------------
 // Every variable's schema takes the variable's text (undefined when unset) and gives the
-// setting. A `.default()` is the documented default: `npm run docs:config` reads it back.
+// setting. A `.default()` is the documented default: `npm run docs` reads it back.
 
 const seconds = (fallback: number, min = 0) =>
   z
@@ -111,7 +111,7 @@ export type ConfigGroup =
 
 /**
  * One environment variable: everything the parser and the docs (`.env.example`, the README's
- * configuration table, both written by `npm run docs:config`) know about it.
+ * configuration table, both written by `npm run docs`) know about it.
  */
 export interface ConfigVariable {
   /** The {@link Config} property it fills. */
