@@ -1,6 +1,5 @@
-import 'dotenv/config';
-import { recordEvent } from '../src/audit/audit.repository';
-import { CliError, loadScriptConfig, parseEmailAndRole, runScript, withDatabase } from './cli';
+import { runMain, type ScriptIo } from './cli';
+import { runRoleCommand } from './user-role';
 
 const HELP = `
 Usage: npm run user:grant -- --email <email> --role <role>
@@ -16,43 +15,9 @@ Options:
   -h, --help       print this help
 `;
 
-runScript('user:grant', async () => {
-  const parsed = parseEmailAndRole('user:grant', HELP);
-  if (!parsed) return;
-  const { email, role } = parsed;
+/** `user:grant --email <email> --role <role>`: the command line's arguments in, the exit code out. */
+export function main(argv: string[], io: ScriptIo): Promise<number> {
+  return runRoleCommand({ name: 'user:grant', help: HELP }, argv, io);
+}
 
-  const config = loadScriptConfig();
-  const outcome = await withDatabase(config, ({ db }) =>
-    db.transaction().execute(async (trx) => {
-      const user = await trx.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst();
-      if (!user) throw new CliError(`no user with email ${email}`);
-      const roles = await trx.selectFrom('roles').select('name').orderBy('name').execute();
-      if (!roles.some((r) => r.name === role)) {
-        throw new CliError(`no role named "${role}"; roles are: ${roles.map((r) => r.name).join(', ')}`);
-      }
-
-      const at = new Date();
-      // ON CONFLICT rather than a prior SELECT: two grants at once still insert one row and one event.
-      const inserted = await trx
-        .insertInto('user_roles')
-        .values({ user_id: user.id, role, created_at: at })
-        .onConflict((oc) => oc.columns(['user_id', 'role']).doNothing())
-        .returning('role')
-        .executeTakeFirst();
-      if (!inserted) return 'unchanged' as const;
-
-      await trx.updateTable('users').set({ updated_at: at }).where('id', '=', user.id).execute();
-      // Same transaction as the insert: the trail never tells of a grant that was rolled back.
-      await recordEvent(trx, {
-        type: 'user.roles_changed',
-        userId: user.id,
-        context: { ip: null, userAgent: null, requestId: null },
-        data: { added: [role], removed: [], by: 'cli' },
-        at,
-      });
-      return 'granted' as const;
-    }),
-  );
-
-  console.log(outcome === 'granted' ? `granted role ${role} to ${email}` : `${email} already has role ${role}: nothing to do`);
-});
+if (require.main === module) runMain(main);

@@ -6,9 +6,18 @@ import type { Database } from '../db/schema';
 import { type AuditEventType, recordEvent } from '../audit/audit.repository';
 import { AppError } from '../http/problem';
 import type { RequestContext } from '../http/request-context';
-import { ADMIN_ROLE, countActiveAdmins, isAdmin, listRoleNames, lockAdminGrants, replaceUserRoles, rolesOf } from '../roles/roles.repository';
+import {
+  ADMIN_ROLE,
+  countActiveAdmins,
+  isAdmin,
+  listRoleNames,
+  lockAdminGrants,
+  replaceUserRoles,
+  rolesOf,
+  userRoles,
+} from '../roles/roles.repository';
 import { revokeUserSessions } from '../sessions/session.repository';
-import { toUserView } from '../users/user.repository';
+import { normalizeEmail, toUserView } from '../users/user.repository';
 import type { adminUserView, auditEventView, pageOf } from './admin.schemas';
 import { type Cursor, cursorTimestamp, decodeCursor, encodeCursor } from './cursor';
 import { isUuid } from '../uuid';
@@ -16,6 +25,12 @@ import { isUuid } from '../uuid';
 export type AdminUserView = z.infer<typeof adminUserView>;
 
 export type AuditEventView = z.infer<typeof auditEventView>;
+
+/** What a grant or revoke did: the user as it is now, and whether anything changed. */
+export interface RoleChange {
+  user: AdminUserView;
+  changed: boolean;
+}
 
 export type Page<T> = z.infer<ReturnType<typeof pageOf<z.ZodType<T>>>>;
 
@@ -26,10 +41,27 @@ const lastAdmin = () => new AppError('LAST_ADMIN');
 function selectAdminUser(db: Kysely<Database>) {
   return db
     .selectFrom('users')
-    .select(['id', 'email', 'username', 'created_at', 'last_login_at', 'is_active', rolesOf('users.id').as('roles'), cursorTimestamp('users.created_at').as('cursor_at')]);
+    .select([
+      'id',
+      'email',
+      'username',
+      'created_at',
+      'last_login_at',
+      'is_active',
+      rolesOf('users.id').as('roles'),
+      cursorTimestamp('users.created_at').as('cursor_at'),
+    ]);
 }
 
-type AdminUserRow = { id: string; email: string; username: string | null; created_at: Date; last_login_at: Date | null; is_active: boolean; roles: string[] };
+type AdminUserRow = {
+  id: string;
+  email: string;
+  username: string | null;
+  created_at: Date;
+  last_login_at: Date | null;
+  is_active: boolean;
+  roles: string[];
+};
 
 function toAdminUserView(row: AdminUserRow): AdminUserView {
   return { ...toUserView(row, row.roles), isActive: row.is_active };
@@ -59,6 +91,50 @@ export function createAdminService({ db, clock }: { db: DB; clock: Clock }) {
     return row;
   }
 
+  /** Unknown roles are a validation failure naming the roles there are. */
+  async function assertRolesExist(roles: readonly string[], pathOf: (index: number) => string): Promise<void> {
+    const known = await listRoleNames(db);
+    const unknown = roles.map((role, index) => ({ role, index })).filter(({ role }) => !known.includes(role));
+    if (unknown.length > 0) {
+      throw new AppError('VALIDATION_FAILED', {
+        errors: unknown.map(({ index }) => ({ path: pathOf(index), message: `is not a role; roles are: ${known.join(', ')}` })),
+      });
+    }
+  }
+
+  async function userIdByEmail(email: string): Promise<string> {
+    const row = await db.selectFrom('users').select('id').where('email', '=', normalizeEmail(email)).executeTakeFirst();
+    if (!row) throw noSuchUser();
+    return row.id;
+  }
+
+  /**
+   * The one place roles change. The user's row lock serialises changes to one user, so
+   * `next` sees the roles as they are; the admin-grant lock, taken first, serialises
+   * removals of admins, so two cannot together remove the last active one.
+   */
+  async function changeRoles(
+    actorId: string,
+    userId: string,
+    context: RequestContext,
+    next: (current: string[]) => string[],
+  ): Promise<RoleChange> {
+    const at = clock();
+    return db.transaction().execute(async (trx) => {
+      await lockAdminGrants(trx);
+      const user = await lockUser(trx, userId);
+      const { added, removed } = await replaceUserRoles(trx, userId, next(await userRoles(trx, userId)), at);
+      // An inactive admin's removal leaves the count of active admins as it was.
+      if (removed.includes(ADMIN_ROLE) && user.is_active && (await countActiveAdmins(trx)) === 0) throw lastAdmin();
+      const changed = added.length > 0 || removed.length > 0;
+      if (changed) {
+        await trx.updateTable('users').set({ updated_at: at }).where('id', '=', userId).execute();
+        await recordEvent(trx, { type: 'user.roles_changed', userId, context, data: { added, removed, by: actorId }, at });
+      }
+      return { user: await findAdminUser(trx, userId), changed };
+    });
+  }
+
   async function setActive(actorId: string, userId: string, active: boolean, context: RequestContext): Promise<AdminUserView> {
     const at = clock();
     return db.transaction().execute(async (trx) => {
@@ -82,7 +158,10 @@ export function createAdminService({ db, clock }: { db: DB; clock: Clock }) {
   return {
     /** Every user, oldest first: rows added while paging land after the cursor, so none repeats or is skipped. */
     async listUsers(query: { limit: number; cursor?: string | undefined }): Promise<Page<AdminUserView>> {
-      let select = selectAdminUser(db).orderBy('created_at').orderBy('id').limit(query.limit + 1);
+      let select = selectAdminUser(db)
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(query.limit + 1);
       if (query.cursor) {
         const cursor: Cursor = decodeCursor(query.cursor);
         select = select.where(sql<boolean>`(created_at, id) > (${cursor.at}::timestamptz, ${cursor.id}::uuid)`);
@@ -92,35 +171,48 @@ export function createAdminService({ db, clock }: { db: DB; clock: Clock }) {
 
     /** Replaces a user's roles. Unknown roles are a 422; removing the last active admin a 409. */
     async setRoles(actorId: string, userId: string, roles: string[], context: RequestContext): Promise<AdminUserView> {
-      const known = await listRoleNames(db);
-      const unknown = roles.map((role, index) => ({ role, index })).filter(({ role }) => !known.includes(role));
-      if (unknown.length > 0) {
-        throw new AppError('VALIDATION_FAILED', {
-          errors: unknown.map(({ index }) => ({ path: `roles.${index}`, message: `is not a role; roles are: ${known.join(', ')}` })),
-        });
-      }
-      const at = clock();
-      return db.transaction().execute(async (trx) => {
-        await lockAdminGrants(trx);
-        await lockUser(trx, userId);
-        const { added, removed } = await replaceUserRoles(trx, userId, roles, at);
-        if (removed.includes(ADMIN_ROLE) && (await countActiveAdmins(trx)) === 0) throw lastAdmin();
-        if (added.length > 0 || removed.length > 0) {
-          await trx.updateTable('users').set({ updated_at: at }).where('id', '=', userId).execute();
-          await recordEvent(trx, { type: 'user.roles_changed', userId, context, data: { added, removed, by: actorId }, at });
-        }
-        return findAdminUser(trx, userId);
-      });
+      await assertRolesExist(roles, (index) => `roles.${index}`);
+      return (await changeRoles(actorId, userId, context, () => roles)).user;
+    },
+
+    /**
+     * Gives a user one more role, by email: `npm run user:grant`. The same rules, lock and
+     * audit event as {@link setRoles}; `actor` is recorded as `by` (the CLI passes "cli").
+     */
+    async grantRole(actor: string, email: string, role: string, context: RequestContext): Promise<RoleChange> {
+      await assertRolesExist([role], () => 'role');
+      return changeRoles(actor, await userIdByEmail(email), context, (current) => [...new Set([...current, role])]);
+    },
+
+    /** Takes one role from a user, by email: `npm run user:revoke`. Never the last active admin's. */
+    async revokeRole(actor: string, email: string, role: string, context: RequestContext): Promise<RoleChange> {
+      await assertRolesExist([role], () => 'role');
+      return changeRoles(actor, await userIdByEmail(email), context, (current) => current.filter((r) => r !== role));
     },
 
     disable: (actorId: string, userId: string, context: RequestContext) => setActive(actorId, userId, false, context),
     enable: (actorId: string, userId: string, context: RequestContext) => setActive(actorId, userId, true, context),
 
     /** Audit events, newest first, optionally for one user and of one type. */
-    async listEvents(query: { limit: number; cursor?: string | undefined; userId?: string | undefined; type?: string | undefined }): Promise<Page<AuditEventView>> {
+    async listEvents(query: {
+      limit: number;
+      cursor?: string | undefined;
+      userId?: string | undefined;
+      type?: string | undefined;
+    }): Promise<Page<AuditEventView>> {
       let select = db
         .selectFrom('audit_events')
-        .select(['id', 'type', 'user_id', 'ip', 'user_agent', 'request_id', 'created_at', 'data', cursorTimestamp('audit_events.created_at').as('cursor_at')])
+        .select([
+          'id',
+          'type',
+          'user_id',
+          'ip',
+          'user_agent',
+          'request_id',
+          'created_at',
+          'data',
+          cursorTimestamp('audit_events.created_at').as('cursor_at'),
+        ])
         .orderBy('created_at', 'desc')
         .orderBy('id', 'desc')
         .limit(query.limit + 1);

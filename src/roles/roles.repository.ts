@@ -13,11 +13,19 @@ export const rolesOf = (userId: string) =>
 
 /** The same for the user's effective permissions, through their roles. */
 export const permissionsOf = (userId: string) =>
-  sql<string[]>`array(select distinct rp.permission from user_roles ur join role_permissions rp on rp.role = ur.role where ur.user_id = ${sql.ref(userId)} order by rp.permission)`;
+  sql<
+    string[]
+  >`array(select distinct rp.permission from user_roles ur join role_permissions rp on rp.role = ur.role where ur.user_id = ${sql.ref(userId)} order by rp.permission)`;
 
 export async function listRoleNames(db: Kysely<Database>): Promise<string[]> {
   const rows = await db.selectFrom('roles').select('name').orderBy('name').execute();
   return rows.map((row) => row.name);
+}
+
+/** A user's role names, sorted. */
+export async function userRoles(db: Kysely<Database>, userId: string): Promise<string[]> {
+  const rows = await db.selectFrom('user_roles').select('role').where('user_id', '=', userId).orderBy('role').execute();
+  return rows.map((row) => row.role);
 }
 
 /**
@@ -66,6 +74,11 @@ export async function countActiveAdmins(db: Kysely<Database>): Promise<number> {
 }
 
 export async function isAdmin(db: Kysely<Database>, userId: string): Promise<boolean> {
-  const row = await db.selectFrom('user_roles').select('role').where('user_id', '=', userId).where('role', '=', ADMIN_ROLE).executeTakeFirst();
+  const row = await db
+    .selectFrom('user_roles')
+    .select('role')
+    .where('user_id', '=', userId)
+    .where('role', '=', ADMIN_ROLE)
+    .executeTakeFirst();
   return row !== undefined;
 }
