@@ -10,6 +10,19 @@ export interface Cursor {
 
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
+/**
+ * Whether a timestamp of the {@link TIMESTAMP} shape is an instant we could have issued. The
+ * shape admits month 13, February 30 or hour 25, which PostgreSQL refuses mid-query (a 500),
+ * and 24:00 or second 60, which it reads as another instant; year 0 does not exist in
+ * PostgreSQL. A real instant is one that comes back unchanged through Date (the shape's
+ * first 23 characters are Date's own ISO form, to the millisecond).
+ */
+function isRealInstant(timestamp: string): boolean {
+  const milliseconds = `${timestamp.slice(0, 23)}Z`;
+  const date = new Date(milliseconds);
+  return !Number.isNaN(date.getTime()) && date.toISOString() === milliseconds && date.getUTCFullYear() >= 1;
+}
+
 /** Opaque to clients: base64url JSON, so its shape can change without breaking them. */
 export function encodeCursor(cursor: Cursor): string {
   return Buffer.from(JSON.stringify([cursor.at, cursor.id])).toString('base64url');
@@ -23,6 +36,7 @@ export function decodeCursor(value: string): Cursor {
       typeof parsed[0] === 'string' &&
       typeof parsed[1] === 'string' &&
       TIMESTAMP.test(parsed[0]) &&
+      isRealInstant(parsed[0]) &&
       isUuid(parsed[1])
     ) {
       return { at: parsed[0], id: parsed[1] };

@@ -8,12 +8,37 @@ function hasBody(headers: Record<string, string | string[] | undefined>): boolea
 }
 
 /**
- * Body parsing: JSON only, at most `limit`, keeping the raw bytes for request signatures.
- * A body of another type is 415 here, before anything reads it.
+ * The `charset` parameter of a Content-Type, unquoted and lower-cased (parameter names and
+ * charset names are case-insensitive, RFC 9110 section 8.3.2); undefined when none is given.
+ */
+function charsetOf(contentType: string | undefined): string | undefined {
+  if (contentType === undefined) return undefined;
+  for (const parameter of contentType.split(';').slice(1)) {
+    const equals = parameter.indexOf('=');
+    if (equals === -1 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue;
+    return parameter
+      .slice(equals + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase();
+  }
+  return undefined;
+}
+
+/**
+ * Body parsing: JSON only, in UTF-8 only, at most `limit`, keeping the raw bytes for request
+ * signatures. A body of another type or charset is 415 here, before anything reads it.
  */
 export function jsonBody(limit: string): RequestHandler[] {
   const requireJson: RequestHandler = (req, _res, next) => {
-    if (hasBody(req.headers) && !req.is(JSON_TYPES)) return next(new AppError('UNSUPPORTED_MEDIA_TYPE'));
+    if (!hasBody(req.headers)) return next();
+    if (!req.is(JSON_TYPES)) return next(new AppError('UNSUPPORTED_MEDIA_TYPE'));
+    // JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1); body-parser alone would
+    // decode any "utf-*" it is told, UTF-16 included.
+    const charset = charsetOf(req.get('content-type'));
+    if (charset !== undefined && charset !== 'utf-8') {
+      return next(new AppError('UNSUPPORTED_MEDIA_TYPE', { detail: 'A JSON body must be UTF-8: send no charset, or charset=utf-8' }));
+    }
     next();
   };
   const parseJson = express.json({

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { defineRoute, type RouteTable } from '../http/route';
-import { DOCS_ASSET_NAMES, DOCS_ASSETS, DOCS_PAGE } from './docs.assets';
+import { DOCS_ASSET_NAMES, DOCS_ASSETS, DOCS_PAGE, type DocsAsset } from './docs.assets';
 
 /** How long browsers keep the page's scripts and styles: they change only with the package. */
 const ASSET_CACHE_CONTROL = 'public, max-age=3600';
@@ -24,6 +26,23 @@ const DOCS_CSP = Object.entries({
 })
   .map(([directive, sources]) => `${directive} ${sources.join(' ')}`)
   .join(';');
+
+/** An asset's bytes and a strong validator for them (RFC 9110 section 8.8.3). */
+interface LoadedAsset {
+  readonly body: string | Buffer;
+  readonly etag: string;
+}
+
+/**
+ * Reads a docs asset, once. The files are the package's and change only with it, so they are
+ * held in memory, like the one written here. Not res.sendFile: its Range and precondition
+ * handling (`Range: bytes=999999-`, `If-Match`) answers with errors (416, 412) that would reach
+ * the error handler as 500s, from anyone, unsigned.
+ */
+async function loadAsset(asset: DocsAsset): Promise<LoadedAsset> {
+  const body = 'text' in asset ? asset.text : await readFile(asset.file);
+  return { body, etag: `"${createHash('sha256').update(body).digest('base64url')}"` };
+}
 
 export interface DocsRoutesDeps {
   /** The OpenAPI document; asked for once, on the first request for it. */
@@ -88,15 +107,21 @@ export const docsRoutes: RouteTable<DocsRoutesDeps> = [
         'image/png': { schema: { type: 'string', contentMediaType: 'image/png' } },
       },
     },
-    handler:
-      () =>
-      ({ params, res, next }) => {
+    handler: () => {
+      const loaded = new Map<string, Promise<LoadedAsset>>();
+      return async ({ params, res }) => {
         const asset = DOCS_ASSETS[params.asset]!;
-        res.type(asset.type).set('Cache-Control', ASSET_CACHE_CONTROL);
-        if ('text' in asset) return void res.send(asset.text);
-        res.sendFile(asset.file, (error) => {
-          if (error && !res.headersSent) next(error);
-        });
-      },
+        let load = loaded.get(params.asset);
+        if (!load) {
+          load = loadAsset(asset);
+          // A failed read is not kept: the next request tries again.
+          load.catch(() => loaded.delete(params.asset));
+          loaded.set(params.asset, load);
+        }
+        const { body, etag } = await load;
+        // With the ETag, res.send answers a matching If-None-Match with 304, as sendFile did.
+        res.type(asset.type).set('Cache-Control', ASSET_CACHE_CONTROL).set('ETag', etag).send(body);
+      };
+    },
   }),
 ];

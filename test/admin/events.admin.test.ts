@@ -140,6 +140,13 @@ describe.each(DATABASE_KINDS)('GET /admin/events (%s)', (kind) => {
       ['limit', 'abc'],
       ['cursor', 'garbage'],
       ['cursor', encode(['2026-01-01T00:00:00.000Z', randomUUID()])],
+      // The right shape, but no instant: PostgreSQL refuses these mid-query, or reads them as another time.
+      ['cursor', encode(['2026-13-01T00:00:00.000000Z', randomUUID()])],
+      ['cursor', encode(['2026-02-30T00:00:00.000000Z', randomUUID()])],
+      ['cursor', encode(['2026-01-01T25:00:00.000000Z', randomUUID()])],
+      ['cursor', encode(['2026-01-01T24:00:00.000000Z', randomUUID()])],
+      ['cursor', encode(['2026-01-01T23:59:60.000000Z', randomUUID()])],
+      ['cursor', encode(['0000-01-01T00:00:00.000000Z', randomUUID()])],
     ])('when %s is %p, then it answers 422 VALIDATION_FAILED on that parameter', async (name, value) => {
       const admin = await registerAdmin(h.app, h.database.db);
 

@@ -177,11 +177,32 @@ describe.each(DATABASE_KINDS)('GET /admin/users (%s)', (kind) => {
       ['an id that is not a uuid', encode(['2026-01-01T00:00:00.000000Z', 'not-a-uuid'])],
       ['an SQL fragment', encode(["2026-01-01T00:00:00.000000Z' or '1'='1", randomUUID()])],
       ['too long', 'a'.repeat(201)],
+      // The right shape, but no instant: PostgreSQL refuses these mid-query, or reads them as another time.
+      ['month 13', encode(['2026-13-01T00:00:00.000000Z', randomUUID()])],
+      ['February 30', encode(['2026-02-30T00:00:00.000000Z', randomUUID()])],
+      ['hour 25', encode(['2026-01-01T25:00:00.000000Z', randomUUID()])],
+      ['hour 24', encode(['2026-01-01T24:00:00.000000Z', randomUUID()])],
+      ['minute 60', encode(['2026-01-01T00:60:00.000000Z', randomUUID()])],
+      ['second 60', encode(['2026-01-01T23:59:60.000000Z', randomUUID()])],
+      ['day 00', encode(['2026-01-00T00:00:00.000000Z', randomUUID()])],
+      ['year 0', encode(['0000-01-01T00:00:00.000000Z', randomUUID()])],
     ])('when the cursor is %s, then it answers 422 VALIDATION_FAILED on cursor', async (_name, cursor) => {
       const admin = await registerAdmin(h.app, h.database.db);
       const res = await request(h.app).get(`/admin/users?cursor=${encodeURIComponent(cursor)}`).set(bearer(admin.accessToken));
       expectProblem(res, 422, 'VALIDATION_FAILED');
       expect(res.body.errors).toEqual([expect.objectContaining({ path: 'cursor' })]);
+    });
+
+    it.each([
+      ['the first instant of year 1', '0001-01-01T00:00:00.000000Z'],
+      ['February 29 of a leap year', '2028-02-29T23:59:59.999999Z'],
+      ['the last instant of year 9999', '9999-12-31T23:59:59.999999Z'],
+    ])('when the cursor holds %s, then it is a real position and the page is answered', async (_name, at) => {
+      const admin = await registerAdmin(h.app, h.database.db);
+      const res = await request(h.app)
+        .get(`/admin/users?cursor=${encode([at, randomUUID()])}`)
+        .set(bearer(admin.accessToken));
+      expect(res.status).toBe(200);
     });
   });
 

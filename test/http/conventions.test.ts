@@ -82,6 +82,41 @@ describe('HTTP conventions', () => {
         .send(JSON.stringify({ email: uniqueEmail(), password: GOOD_PASSWORD }));
       expect(res.status).toBe(201);
     });
+
+    it.each([
+      'application/json; charset=UTF-8',
+      'application/json;charset="utf-8"',
+      'application/json; Charset=Utf-8',
+      'application/problem+json; charset=utf-8',
+    ])('when the content type is %p, then the body is read as UTF-8 and accepted', async (type) => {
+      const res = await raw(h.app, '/auth/register', type, JSON.stringify({ email: uniqueEmail(), password: GOOD_PASSWORD }));
+      expect(res.status).toBe(201);
+    });
+
+    it.each([
+      'application/json; charset=utf-16le',
+      'application/json; charset=UTF-16LE',
+      'application/json; charset=utf-16',
+      'application/json; charset="utf-32"',
+      'application/json; charset=iso-8859-1',
+      'application/json; charset=utf8',
+      'application/json; charset=',
+    ])(
+      'when the content type is %p, then it answers 415 UNSUPPORTED_MEDIA_TYPE (JSON between systems is UTF-8, RFC 8259 section 8.1)',
+      async (type) => {
+        const res = await raw(h.app, '/auth/register', type, JSON.stringify({ email: uniqueEmail(), password: GOOD_PASSWORD }));
+        expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
+      },
+    );
+
+    it('when a body really is UTF-16LE and says so, then it answers 415 UNSUPPORTED_MEDIA_TYPE and no account is made', async () => {
+      const email = uniqueEmail();
+      const body = Buffer.from(JSON.stringify({ email, password: GOOD_PASSWORD }), 'utf16le');
+      const res = await request(h.app).post('/auth/register').set('Content-Type', 'application/json; charset=utf-16le').send(body);
+      expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
+      const users = await h.database.db.selectFrom('users').select('id').where('email', '=', email).execute();
+      expect(users).toEqual([]);
+    });
   });
 
   describe('request ids', () => {
