@@ -27,6 +27,7 @@ export const PROBLEMS = {
   SIGNATURE_EXPIRED: { status: 401, title: 'The request timestamp is outside the allowed window' },
   SIGNATURE_REPLAYED: { status: 401, title: 'The request nonce was already used' },
   FORBIDDEN: { status: 403, title: 'Not allowed' },
+  ORIGIN_NOT_ALLOWED: { status: 403, title: 'The request does not come from an allowed origin' },
   LAST_ADMIN: { status: 409, title: 'This would leave no active admin' },
   NOT_FOUND: { status: 404, title: 'Not found' },
   MALFORMED_BODY: { status: 400, title: 'The request body is not valid JSON' },

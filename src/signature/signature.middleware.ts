@@ -19,7 +19,16 @@ export interface SignatureOptions {
 
 export type SignatureFailure = 'SIGNATURE_MISSING' | 'SIGNATURE_INVALID' | 'SIGNATURE_EXPIRED' | 'SIGNATURE_REPLAYED';
 
-const TIMESTAMP = /^\d{1,12}$/;
+// Up to 16 digits, so that a timestamp in milliseconds (13) reaches the window check and is
+// answered SIGNATURE_EXPIRED with a hint, not SIGNATURE_INVALID; still a safe integer's length.
+const TIMESTAMP = /^\d{1,16}$/;
+/**
+ * 10^12 seconds is 33,658 AD; a timestamp that large is a clock read in milliseconds (or finer),
+ * the usual first mistake (`Date.now()`, `System.currentTimeMillis()`).
+ */
+const MILLISECONDS_FROM = 1e12;
+const SEND_SECONDS =
+  'X-Timestamp must be Unix seconds; this one looks like milliseconds. Send whole seconds since 1970 (milliseconds / 1000, rounded down).';
 const NONCE = /^[A-Za-z0-9_-]{16,64}$/;
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 
@@ -36,9 +45,9 @@ export function verifySignature(options: SignatureOptions): RequestHandler {
   // timestamp still passes, and the nonce must still be known.
   const nonceTtl = maxSkew * 2 + 1;
 
-  const refuse = (code: SignatureFailure): AppError => {
+  const refuse = (code: SignatureFailure, detail?: string): AppError => {
     options.onFailure?.(code);
-    return new AppError(code);
+    return new AppError(code, { detail });
   };
 
   return async (req, _res, next) => {
@@ -60,7 +69,9 @@ export function verifySignature(options: SignatureOptions): RequestHandler {
     if (secret === undefined) throw refuse('SIGNATURE_INVALID');
 
     const now = Math.floor(clock().getTime() / 1000);
-    if (Math.abs(now - Number(timestamp)) > maxSkew) throw refuse('SIGNATURE_EXPIRED');
+    const sent = Number(timestamp);
+    // Told only to a known client: a stranger learns nothing from its timestamp.
+    if (Math.abs(now - sent) > maxSkew) throw refuse('SIGNATURE_EXPIRED', sent >= MILLISECONDS_FROM ? SEND_SECONDS : undefined);
 
     const expected = computeSignature(secret, {
       method: req.method,

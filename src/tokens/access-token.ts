@@ -78,6 +78,8 @@ export function createAccessTokens(options: AccessTokenOptions): AccessTokens {
         audience,
         now: clock(),
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        // What this service issues (ACCESS_TOKEN_TTL); anything longer is not one of its tokens.
+        maxTokenAge: ttl,
       });
       if (!checked.ok) throw new AppError(checked.code);
       return checked.value;

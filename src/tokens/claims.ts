@@ -60,6 +60,12 @@ export interface ClaimExpectations {
   now: Date;
   /** Seconds, 0 to {@link CLOCK_TOLERANCE_SECONDS}; default {@link CLOCK_TOLERANCE_SECONDS}. */
   clockTolerance?: number;
+  /**
+   * Seconds: the longest lifetime (`exp − iat`) a token may have, the issuer's ACCESS_TOKEN_TTL.
+   * A token that claims more, beyond the clock tolerance, was not issued under that policy.
+   * Required: every verifier says what it expects.
+   */
+  maxTokenAge: number;
 }
 
 const invalid = (reason: string): Checked<never> => ({ ok: false, code: 'TOKEN_INVALID', reason });
@@ -115,11 +121,12 @@ function isStringList(value: unknown): value is string[] {
 /**
  * The claims rules, applied to the payload of a token whose signature verified: iss and aud
  * as expected; sub and sid UUIDs (they reach database queries); jti, iat, exp and roles
- * present with their types; nbf, if any, reached and exp not passed, both within the clock
- * tolerance. Every other fault is found before expiry, so `TOKEN_EXPIRED` is only said of a
- * token that was good.
+ * present with their types; iat not in the future and `exp − iat` at most `maxTokenAge`,
+ * nbf, if any, reached and exp not passed, all within the clock tolerance. Every other fault
+ * is found before expiry, so `TOKEN_EXPIRED` is only said of a token that was good.
  *
- * A tolerance outside 0..{@link CLOCK_TOLERANCE_SECONDS} is a caller bug: a TypeError.
+ * A tolerance outside 0..{@link CLOCK_TOLERANCE_SECONDS}, or a `maxTokenAge` that is not a
+ * positive number of seconds, is a caller bug: a TypeError.
  */
 export function checkAccessTokenClaims(
   payload: Readonly<Record<string, unknown>>,
@@ -128,6 +135,10 @@ export function checkAccessTokenClaims(
   const tolerance = expected.clockTolerance ?? CLOCK_TOLERANCE_SECONDS;
   if (!(Number.isFinite(tolerance) && tolerance >= 0 && tolerance <= CLOCK_TOLERANCE_SECONDS)) {
     throw new TypeError(`clockTolerance must be 0 to ${CLOCK_TOLERANCE_SECONDS} seconds`);
+  }
+  const { maxTokenAge } = expected;
+  if (!(typeof maxTokenAge === 'number' && Number.isFinite(maxTokenAge) && maxTokenAge > 0)) {
+    throw new TypeError('maxTokenAge must be a positive number of seconds');
   }
   const now = Math.floor(expected.now.getTime() / 1000);
   const { iss, aud, sub, sid, jti, iat, exp, nbf, roles } = payload;
@@ -143,6 +154,11 @@ export function checkAccessTokenClaims(
   if (!isNumericDate(exp)) return invalid('exp is not a number');
   if (nbf !== undefined && !isNumericDate(nbf)) return invalid('nbf is not a number');
   if (!isStringList(roles)) return invalid('roles is not a list of strings');
+  // A token issued in the future was minted ahead of its use (a signing key in other hands, an
+  // issuer's clock gone wrong); one that lasts longer than the issuer's TTL was not issued under
+  // its policy. Either way a stolen copy would stay good for longer than any token should.
+  if (iat > now + tolerance) return invalid('the token was issued in the future (iat)');
+  if (exp - iat > maxTokenAge + tolerance) return invalid('the token lives longer than the maximum token age (exp - iat)');
   if (nbf !== undefined && nbf > now + tolerance) return invalid('the token is not valid yet (nbf)');
   // Expired at exp + tolerance itself, as jsonwebtoken and jose count it.
   if (now >= exp + tolerance) return { ok: false, code: 'TOKEN_EXPIRED', reason: 'the token has expired' };

@@ -56,8 +56,19 @@ export interface VerifierOptions {
   issuer: string;
   /** Gatehouse's `JWT_AUDIENCE`. */
   audience: string;
-  /** Seconds of clock difference allowed on `exp` and `nbf`: 0 to 30 (CONTRACT.md section 4); default 30, as Gatehouse allows itself. */
+  /** Seconds of clock difference allowed on `exp`, `nbf` and `iat`: 0 to 30 (CONTRACT.md section 4); default 30, as Gatehouse allows itself. */
   clockTolerance?: number;
+  /**
+   * Seconds: the longest lifetime (`exp − iat`) a token may claim; set it to Gatehouse's
+   * `ACCESS_TOKEN_TTL`. Default 900, the contract's default `ACCESS_TOKEN_TTL`.
+   *
+   * A token that claims more (beyond `clockTolerance`) is refused with `TOKEN_INVALID`, as
+   * Gatehouse refuses it itself: Gatehouse never issues one, so it was minted by someone
+   * else holding a key, or by a misconfigured issuer, and a stolen copy would stay good too
+   * long. If Gatehouse's `ACCESS_TOKEN_TTL` is raised, raise this with it, or every token is
+   * refused (the safe way to be wrong); lowering the TTL needs no change here.
+   */
+  maxTokenAge?: number;
   /**
    * Seconds after a fetch during which a token with an unknown `kid` does not trigger
    * another fetch (default 30): a flood of made-up kids costs Gatehouse one request per period.
@@ -86,6 +97,9 @@ export interface Verifier {
 export interface AuthLocals extends Record<string, unknown> {
   auth: AccessTokenClaims;
 }
+
+/** The contract's default ACCESS_TOKEN_TTL (CONTRACT.md section 1), the default `maxTokenAge`. */
+const DEFAULT_MAX_TOKEN_AGE_SECONDS = 900;
 
 function seconds(name: string, value: number | undefined, fallback: number, max = Infinity): number {
   if (value === undefined) return fallback;
@@ -138,6 +152,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('createVerifier: jwksUrl must be http(s)');
   const clockTolerance = seconds('clockTolerance', options.clockTolerance, CLOCK_TOLERANCE_SECONDS, CLOCK_TOLERANCE_SECONDS);
+  const maxTokenAge = seconds('maxTokenAge', options.maxTokenAge, DEFAULT_MAX_TOKEN_AGE_SECONDS);
+  // seconds() refuses negative and infinite values; a lifetime of 0 would refuse every token.
+  if (maxTokenAge === 0) throw new TypeError('createVerifier: maxTokenAge must be more than 0 seconds');
   const clock = options.clock ?? (() => new Date());
 
   const keys = createRemoteJWKSet(url, {
@@ -161,7 +178,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       throw toVerifyError(error);
     }
 
-    const checked = checkAccessTokenClaims(read.value.payload, { issuer, audience, now: clock(), clockTolerance });
+    const checked = checkAccessTokenClaims(read.value.payload, { issuer, audience, now: clock(), clockTolerance, maxTokenAge });
     if (!checked.ok) throw new VerifyError(checked.code, checked.reason);
     return checked.value;
   }

@@ -3,8 +3,13 @@ import request from 'supertest';
 import { AppError } from '../../src/http/problem';
 import { createRedis, type Redis } from '../../src/redis';
 import { MemoryNonceStore, RedisNonceStore } from '../../src/signature/nonce-store';
+import { createApp } from '../../src/app';
+import type { DatabaseHandle } from '../../src/db/database';
+import { createLogger } from '../../src/logger';
 import { createTestClock } from '../helpers/clock';
-import { createHarness, type Harness } from '../helpers/harness';
+import { openTestDatabase } from '../helpers/databases';
+import { createHarness, type Harness, testConfig } from '../helpers/harness';
+import { testKeyStore } from '../helpers/keys';
 import { expectProblem, GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
 import { newNonce, signedAs, testClients } from '../helpers/signing';
 
@@ -70,7 +75,8 @@ describe('MemoryNonceStore', () => {
 
   it('when it is full of live nonces, then it refuses with UNAVAILABLE rather than forget one', async () => {
     const clock = createTestClock();
-    const store = new MemoryNonceStore(clock.now, 3);
+    // One client may fill it all here (quota = cap): this is the global bound.
+    const store = new MemoryNonceStore(clock.now, 3, 3);
     for (const nonce of ['nonce-1111111111111', 'nonce-2222222222222', 'nonce-3333333333333']) {
       await expect(store.remember('ios', nonce, 60)).resolves.toBe(true);
     }
@@ -80,6 +86,113 @@ describe('MemoryNonceStore', () => {
     // Once they expire there is room again.
     clock.advance(61);
     await expect(store.remember('ios', 'nonce-4444444444444', 60)).resolves.toBe(true);
+  });
+});
+
+/** Resolves to the AppError a promise rejects with. */
+async function rejection(promise: Promise<unknown>): Promise<AppError> {
+  const error = await promise.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  expect(error).toBeInstanceOf(AppError);
+  return error as AppError;
+}
+
+const nonceNo = (i: number) => `nonce-${String(i).padStart(12, '0')}`;
+
+// One client's secret pulled out of an app must not let it fill the store and stop every client.
+describe('MemoryNonceStore, per-client quota', () => {
+  it('when one client has used its quota, then it gets UNAVAILABLE with a retryAfter, and another client is still served', async () => {
+    const store = new MemoryNonceStore(createTestClock().now, 10, 3);
+    for (let i = 0; i < 3; i += 1) await expect(store.remember('leaked', nonceNo(i), 60)).resolves.toBe(true);
+
+    const refused = await rejection(store.remember('leaked', nonceNo(3), 60));
+
+    expect(refused.code).toBe('UNAVAILABLE');
+    expect(refused.retryAfter).toBeGreaterThan(0);
+    for (let i = 0; i < 3; i += 1) await expect(store.remember('ios', nonceNo(i), 60)).resolves.toBe(true);
+  });
+
+  it('when a client over its quota replays a nonce it used, then it is told it is a replay, not to retry', async () => {
+    const store = new MemoryNonceStore(createTestClock().now, 10, 2);
+    await store.remember('leaked', nonceNo(0), 60);
+    await store.remember('leaked', nonceNo(1), 60);
+
+    await expect(store.remember('leaked', nonceNo(0), 60)).resolves.toBe(false);
+  });
+
+  it("when the client's nonces expire, then it has its quota back", async () => {
+    const clock = createTestClock();
+    const store = new MemoryNonceStore(clock.now, 10, 2);
+    await store.remember('leaked', nonceNo(0), 60);
+    await store.remember('leaked', nonceNo(1), 60);
+    expect((await rejection(store.remember('leaked', nonceNo(2), 60))).code).toBe('UNAVAILABLE');
+
+    clock.advance(60);
+
+    await expect(store.remember('leaked', nonceNo(2), 60)).resolves.toBe(true);
+    await expect(store.remember('leaked', nonceNo(3), 60)).resolves.toBe(true);
+    expect(store.size).toBe(2);
+  });
+
+  it('when every client is within its quota but together they reach the cap, then the global cap still holds', async () => {
+    const store = new MemoryNonceStore(createTestClock().now, 4, 2);
+    for (const client of ['ios', 'android']) for (let i = 0; i < 2; i += 1) await store.remember(client, nonceNo(i), 60);
+
+    expect((await rejection(store.remember('web', nonceNo(0), 60))).code).toBe('UNAVAILABLE');
+  });
+
+  it('when no quota is given, then one client may hold a quarter of the cap', async () => {
+    const store = new MemoryNonceStore(createTestClock().now, 8);
+    await store.remember('leaked', nonceNo(0), 60);
+    await store.remember('leaked', nonceNo(1), 60);
+
+    expect((await rejection(store.remember('leaked', nonceNo(2), 60))).code).toBe('UNAVAILABLE');
+    for (let i = 0; i < 2; i += 1) await expect(store.remember('ios', nonceNo(i), 60)).resolves.toBe(true);
+  });
+
+  it.each([
+    ['a quota of 0', 10, 0],
+    ['a quota over the cap', 10, 11],
+    ['a cap of 0', 0, undefined],
+    ['a fractional quota', 10, 2.5],
+  ])('when it is built with %s, then it is a TypeError (a caller bug, at start-up)', (_name, maxEntries, maxPerClient) => {
+    expect(() => new MemoryNonceStore(createTestClock().now, maxEntries, maxPerClient)).toThrow(TypeError);
+  });
+
+  describe('through the app (createApp with a small store injected)', () => {
+    const { ios, android, hmacClients } = testClients();
+    let h: Pick<Harness, 'app' | 'clock'>;
+    let database: DatabaseHandle;
+    beforeAll(async () => {
+      database = await openTestDatabase('pglite');
+      const clock = createTestClock();
+      const app = createApp({
+        config: testConfig({ HMAC_MODE: 'required', HMAC_CLIENTS: hmacClients }),
+        db: database.db,
+        keys: testKeyStore().store,
+        logger: createLogger('silent'),
+        clock: clock.now,
+        nonces: new MemoryNonceStore(clock.now, 100, 2),
+      });
+      h = { app, clock };
+    });
+    afterAll(async () => {
+      await database.close();
+    });
+
+    const login = () => ({ body: { email: uniqueEmail('nobody'), password: GOOD_PASSWORD } });
+
+    it('when one client has spent its quota, then its next signed request answers 503 UNAVAILABLE with Retry-After, and the other client is served', async () => {
+      for (let i = 0; i < 2; i += 1) expectProblem(await signedAs(h, ios)('POST', '/auth/login', login()), 401, 'INVALID_CREDENTIALS');
+
+      const refused = await signedAs(h, ios)('POST', '/auth/login', login());
+
+      expectProblem(refused, 503, 'UNAVAILABLE');
+      expect(refused.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+      expectProblem(await signedAs(h, android)('POST', '/auth/login', login()), 401, 'INVALID_CREDENTIALS');
+    });
   });
 });
 

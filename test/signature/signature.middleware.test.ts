@@ -143,6 +143,30 @@ describe('HMAC signature (HMAC_MODE=required)', () => {
       expectProblem(res, 401, 'INVALID_CREDENTIALS');
     });
 
+    // An app developer's first mistake: Date.now() sent as it is. Outside the window, so it
+    // expires; its detail says what to send instead (CONTRACT.md section 5).
+    it.each([
+      ['the example of the contract, 1700000000000', () => 1_700_000_000_000],
+      ['the harness clock in milliseconds', () => h.clock.now().getTime()],
+    ])('when the timestamp is in milliseconds (%s), then it answers 401 SIGNATURE_EXPIRED with a detail asking for seconds', async (_name, ms) => {
+      const res = await asIos('POST', '/auth/login', { body: unknownLogin(), timestamp: ms() });
+      expectProblem(res, 401, 'SIGNATURE_EXPIRED');
+      expect(res.body.detail).toMatch(/seconds/i);
+      expect(res.body.detail).toMatch(/milliseconds/i);
+    });
+
+    it('when the timestamp is seconds but stale, then the detail says nothing of milliseconds', async () => {
+      const res = await asIos('POST', '/auth/login', { body: unknownLogin(), timestamp: now() - MAX_SKEW - 1 });
+      expectProblem(res, 401, 'SIGNATURE_EXPIRED');
+      expect(res.body.detail).not.toMatch(/milliseconds/i);
+    });
+
+    it('when the client is unknown and the timestamp is in milliseconds, then it is still SIGNATURE_INVALID (no hint to a stranger)', async () => {
+      const stranger = { id: 'web', secret: 'w'.repeat(40) };
+      const res = await signedAs(h, stranger)('POST', '/auth/login', { body: unknownLogin(), timestamp: h.clock.now().getTime() });
+      expectProblem(res, 401, 'SIGNATURE_INVALID');
+    });
+
     it('when a request is replayed after its window has passed, then it answers 401 SIGNATURE_EXPIRED', async () => {
       const options = { body: unknownLogin(), nonce: newNonce(), timestamp: now() };
       expectProblem(await asIos('POST', '/auth/login', options), 401, 'INVALID_CREDENTIALS');

@@ -73,6 +73,7 @@ class Forge {
       issuer: ENV.JWT_ISSUER,
       audience: ENV.JWT_AUDIENCE,
       now: this.now,
+      ttl: Number(ENV.ACCESS_TOKEN_TTL),
       kid: this.kid,
       privateKey: this.h.keys.signing.privateKey,
       publicKey: this.h.keys.signing.publicKey,

@@ -7,7 +7,7 @@ import { createVerifier } from '../../src/verify';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
 const now = Math.floor(NOW.getTime() / 1000);
-const expected = { issuer: 'https://auth.example.test', audience: 'api.example.test', now: NOW };
+const expected = { issuer: 'https://auth.example.test', audience: 'api.example.test', now: NOW, maxTokenAge: 600 };
 const payload = () => ({
   iss: expected.issuer,
   aud: expected.audience,
@@ -50,6 +50,24 @@ describe('checkAccessTokenClaims', () => {
       expect(() => checkAccessTokenClaims(payload(), { ...expected, clockTolerance })).toThrow(TypeError);
     },
   );
+
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY])(
+    'when asked for a maximum token lifetime of %s s, then it is a TypeError (a verifier must bound it)',
+    (maxTokenAge) => {
+      expect(() => checkAccessTokenClaims(payload(), { ...expected, maxTokenAge })).toThrow(TypeError);
+    },
+  );
+
+  it.each([
+    ['iat 30 s ahead, default tolerance', 'accepted', { iat: now + 30, exp: now + 600 }, {}],
+    ['iat 1 s ahead, no tolerance', 'TOKEN_INVALID', { iat: now + 1, exp: now + 600 }, { clockTolerance: 0 }],
+    ['a lifetime of maxTokenAge + 30 s, default tolerance', 'accepted', { iat: now, exp: now + 630 }, {}],
+    ['a lifetime of maxTokenAge + 1 s, no tolerance', 'TOKEN_INVALID', { iat: now, exp: now + 601 }, { clockTolerance: 0 }],
+  ])('when a token is checked with %s, then it is %s', (_name, verdict, times, options) => {
+    const checked = checkAccessTokenClaims({ ...payload(), ...times }, { ...expected, ...options });
+
+    expect(checked.ok ? 'accepted' : checked.code).toBe(verdict);
+  });
 
   it('when gatehouse/verify is created with more than 30 s of clock tolerance, then createVerifier throws a TypeError', () => {
     const options = { jwksUrl: 'http://127.0.0.1/.well-known/jwks.json', issuer: 'gatehouse', audience: 'gatehouse' };

@@ -52,6 +52,8 @@ export interface ForgeKitOptions {
   audience: string;
   /** Unix seconds on the verifiers' clock. */
   now: number;
+  /** The longest lifetime (exp − iat) the verifiers take: the service's ACCESS_TOKEN_TTL, the SDK's `maxTokenAge`. */
+  ttl: number;
   /** The service's signing key, published under `kid`. */
   kid: string;
   privateKey: KeyObject;
@@ -193,6 +195,15 @@ export const FORGED_TOKENS: ForgedTokenCase[] = [
     expected: 'TOKEN_INVALID',
     build: (k) => k.sign(k.claims(), { crit: ['exp-v2'], 'exp-v2': 1 }),
   },
+  // We understand no extension, so any crit at all is refused, whatever it lists (RFC 7515: never empty, never a registered name).
+  { name: 'its crit is an empty list', expected: 'TOKEN_INVALID', build: (k) => k.sign(k.claims(), { crit: [] }) },
+  { name: 'its crit names a registered header (kid)', expected: 'TOKEN_INVALID', build: (k) => k.sign(k.claims(), { crit: ['kid'] }) },
+  { name: 'its crit is null', expected: 'TOKEN_INVALID', build: (k) => k.sign(k.claims(), { crit: null }) },
+  {
+    name: 'its crit is a string naming an extension it carries',
+    expected: 'TOKEN_INVALID',
+    build: (k) => k.sign(k.claims(), { crit: 'b64', b64: true }),
+  },
 
   // ---- issuer and audience ----
   { name: 'its iss is another issuer', expected: 'TOKEN_INVALID', build: (k) => k.sign(k.claims({ iss: DEFAULT_NAME })) },
@@ -226,6 +237,41 @@ export const FORGED_TOKENS: ForgedTokenCase[] = [
   { name: 'its nbf is 20 s ahead (within the skew)', expected: 'accepted', build: (k) => k.sign(k.claims({ nbf: k.now + 20 })) },
   { name: 'its nbf is a minute ahead', expected: 'TOKEN_INVALID', build: (k) => k.sign(k.claims({ nbf: k.now + 60 })) },
   { name: 'its nbf is a string', expected: 'TOKEN_INVALID', build: (k) => k.sign(k.claims({ nbf: 'soon' })) },
+  // iat in the future: a token minted now to be used later (a key in the wrong hands, a clock far off).
+  { name: 'its iat is 30 s ahead (within the skew)', expected: 'accepted', build: (k) => k.sign(k.claims({ iat: k.now + 30 })) },
+  { name: 'its iat is 31 s ahead', expected: 'TOKEN_INVALID', build: (k) => k.sign(k.claims({ iat: k.now + 31 })) },
+  {
+    name: 'its iat is a day ahead, exp a lifetime after it',
+    expected: 'TOKEN_INVALID',
+    build: (k) => k.sign(k.claims({ iat: k.now + 86_400, exp: k.now + 86_400 + k.ttl })),
+  },
+  // The lifetime: at most ACCESS_TOKEN_TTL (the SDK's maxTokenAge) plus the 30 s skew.
+  {
+    name: 'it lasts ACCESS_TOKEN_TTL exactly',
+    expected: 'accepted',
+    build: (k) => k.sign(k.claims({ iat: k.now, exp: k.now + k.ttl })),
+  },
+  {
+    name: 'it lasts ACCESS_TOKEN_TTL + 30 s (within the skew)',
+    expected: 'accepted',
+    build: (k) => k.sign(k.claims({ iat: k.now, exp: k.now + k.ttl + 30 })),
+  },
+  {
+    name: 'it lasts ACCESS_TOKEN_TTL + 31 s',
+    expected: 'TOKEN_INVALID',
+    build: (k) => k.sign(k.claims({ iat: k.now, exp: k.now + k.ttl + 31 })),
+  },
+  {
+    name: 'it lasts ten years (issued an hour ago)',
+    expected: 'TOKEN_INVALID',
+    build: (k) => k.sign(k.claims({ iat: k.now - 3600, exp: k.now + 10 * 365 * 86_400 })),
+  },
+  {
+    // Found before expiry, as every other fault: a refresh would not mend it.
+    name: 'it lasted a day and expired a minute ago',
+    expected: 'TOKEN_INVALID',
+    build: (k) => k.sign(k.claims({ iat: k.now - 86_460, exp: k.now - 60 })),
+  },
   {
     // Expiry is said only of a token that was good: a refresh cannot mend a wrong issuer.
     name: 'it expired a minute ago and names another issuer',

@@ -22,7 +22,9 @@ const AUDIENCE = 'api.example.test';
 const NOW = new Date('2026-03-01T12:00:00.000Z');
 
 const { store: keys } = testKeyStore();
-const service = createAccessTokens({ keys, issuer: ISSUER, audience: AUDIENCE, ttl: 600, clock: () => NOW });
+/** Both verifiers' longest lifetime: the service's ACCESS_TOKEN_TTL, the SDK told the same as maxTokenAge. */
+const TTL = 600;
+const service = createAccessTokens({ keys, issuer: ISSUER, audience: AUDIENCE, ttl: TTL, clock: () => NOW });
 
 let server: Server;
 let jwksUrl: string;
@@ -38,13 +40,14 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
-  sdk = createVerifier({ jwksUrl, issuer: ISSUER, audience: AUDIENCE, clock: () => NOW });
+  sdk = createVerifier({ jwksUrl, issuer: ISSUER, audience: AUDIENCE, maxTokenAge: TTL, clock: () => NOW });
 
   const attacker = generateRsaPem().privateKey;
   kit = createForgeKit({
     issuer: ISSUER,
     audience: AUDIENCE,
     now: Math.floor(NOW.getTime() / 1000),
+    ttl: TTL,
     kid: keys.signing.kid,
     privateKey: keys.signing.privateKey,
     publicKey: keys.signing.publicKey,

@@ -6,17 +6,18 @@ import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import request from 'supertest';
 import { thumbprint } from '../../src/tokens/keys';
 import { createVerifier, KeysUnavailableError, type VerifierOptions, VerifyError } from '../../src/verify';
+import { type AppServer, startAppServer } from '../helpers/app-server';
 import { expectProblem, GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
 import { generateRsaPem } from '../helpers/keys';
-import { runScript } from '../helpers/scripts';
-import { freePort, type GatehouseProcess, startGatehouse } from '../helpers/server-process';
+import { runInProcess } from '../helpers/scripts';
+import { freePort } from '../helpers/server-process';
 
-// A real Gatehouse in a child process, verified over HTTP as another service would.
+// A real Gatehouse listening on a port (in this process), verified over HTTP as another service would.
 
-let gatehouse: GatehouseProcess;
+let gatehouse: AppServer;
 
 beforeAll(async () => {
-  gatehouse = await startGatehouse();
+  gatehouse = await startAppServer();
 }, 60_000);
 
 afterAll(async () => {
@@ -159,6 +160,31 @@ describe('verify(token)', () => {
       ['not a token at all', () => () => 'hello'],
     ];
 
+    // maxTokenAge: the lifetime (exp − iat) the verifier takes, plus the clock tolerance.
+    it.each([
+      { when: 'lasts 900 s (the default maxTokenAge, the contract’s default ACCESS_TOKEN_TTL)', lifetime: 900, options: {}, expected: 'valid' },
+      { when: 'lasts 900 + 30 s with the defaults', lifetime: 930, options: {}, expected: 'valid' },
+      { when: 'lasts 900 + 31 s with the defaults', lifetime: 931, options: {}, expected: 'TOKEN_INVALID' },
+      { when: 'lasts a day with the defaults', lifetime: 86_400, options: {}, expected: 'TOKEN_INVALID' },
+      { when: 'lasts 3600 s and maxTokenAge is 3600', lifetime: 3600, options: { maxTokenAge: 3600 }, expected: 'valid' },
+      { when: 'lasts 300 + 1 s, maxTokenAge 300 and no tolerance', lifetime: 301, options: { maxTokenAge: 300, clockTolerance: 0 }, expected: 'TOKEN_INVALID' },
+    ])('when a token well signed by Gatehouse’s key $when, then it is $expected', async ({ lifetime, options, expected }) => {
+      const token = await signed({ ...goodClaims(), iat: now(), exp: now() + lifetime })();
+
+      const outcome = await verifierFor(options).verify(token).then(
+        () => 'valid',
+        (error: unknown) => (error instanceof VerifyError ? error.code : error),
+      );
+
+      expect(outcome).toBe(expected);
+    });
+
+    it('when a token well signed by Gatehouse’s key was issued a minute from now, then verify fails with TOKEN_INVALID', async () => {
+      const token = await signed({ ...goodClaims(), iat: now() + 60, exp: now() + 360 })();
+      const error = await verifierFor().verify(token).catch((e: unknown) => e);
+      expect((error as VerifyError).code).toBe('TOKEN_INVALID');
+    });
+
     it.each(cases)('when the token is forged (%s), then verify fails with TOKEN_INVALID', async (_name, forge) => {
       const token = await forge()();
 
@@ -199,6 +225,10 @@ describe('verify(token)', () => {
     ['no issuer', { issuer: '' }],
     ['a relative jwksUrl', { jwksUrl: '/.well-known/jwks.json' }],
     ['a negative clockTolerance', { clockTolerance: -1 }],
+    ['a maxTokenAge of 0', { maxTokenAge: 0 }],
+    ['a negative maxTokenAge', { maxTokenAge: -900 }],
+    ['an infinite maxTokenAge', { maxTokenAge: Infinity }],
+    ['a maxTokenAge that is not a number', { maxTokenAge: '900' as unknown as number }],
   ])('when created with %s, then createVerifier throws a TypeError', (_name, bad) => {
     expect(() => createVerifier({ jwksUrl: 'http://127.0.0.1/.well-known/jwks.json', issuer: 'gatehouse', audience: 'gatehouse', ...bad })).toThrow(TypeError);
   });
@@ -306,7 +336,7 @@ describe('the JWKS cache', () => {
     const before = await registerOnGatehouse();
     await verifier.verify(before.accessToken);
 
-    const generated = await runScript('keys-generate.ts', [], { KEYS_DIR: gatehouse.keysDir });
+    const generated = await runInProcess('keys-generate.ts', [], { KEYS_DIR: gatehouse.keysDir });
     expect(generated.code).toBe(0);
     await gatehouse.restart();
     const after = await registerOnGatehouse();
