@@ -1,6 +1,5 @@
-import 'dotenv/config';
 import { countPrunable, DEFAULT_PRUNE_BATCH_SIZE, prune, pruneCutoffs, type PruneCounts } from '../src/maintenance/prune';
-import { CliError, loadScriptConfig, parseCommandLine, runScript, withDatabase } from './cli';
+import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo, withDatabase } from './cli';
 
 const MAX_BATCH_SIZE = 100_000;
 
@@ -13,6 +12,8 @@ Deletes what Gatehouse no longer needs:
   sessions        sessions past their absolute end (SESSION_MAX_AGE), or revoked more than
                   REFRESH_TOKEN_TTL seconds ago (with their tokens)
   audit_events    events older than AUDIT_RETENTION_DAYS days (default 90)
+  login_failures  failed-login counters whose last failure and lock are both older than
+                  LOCKOUT_DURATION seconds
 Live sessions and their unexpired refresh tokens are left alone, including a rotated token
 that has not expired yet (reuse detection needs it).
 
@@ -33,36 +34,50 @@ function parseBatchSize(value: string | undefined): number {
   return size;
 }
 
-runScript('prune', async () => {
-  const args = parseCommandLine({
-    name: 'prune',
-    help: HELP,
-    options: { 'dry-run': { type: 'boolean' }, 'batch-size': { type: 'string' } },
-  });
+/** `prune [--dry-run] [--batch-size <n>]`: the command line's arguments in, the exit code out. */
+export function main(argv: string[], io: ScriptIo): Promise<number> {
+  return runCommand('prune', io, () => pruneCommand(argv, io));
+}
+
+async function pruneCommand(argv: string[], io: ScriptIo): Promise<void> {
+  const args = parseCommandLine(
+    {
+      name: 'prune',
+      help: HELP,
+      options: { 'dry-run': { type: 'boolean' }, 'batch-size': { type: 'string' } },
+    },
+    argv,
+    io.stdout,
+  );
   if (!args) return;
   const dryRun = args.values['dry-run'] === true;
   const batchSize = parseBatchSize(args.values['batch-size']);
 
-  const config = loadScriptConfig();
+  const config = loadScriptConfig(io.env);
+  const print = lineWriter(io.stdout);
   const options = {
     now: new Date(),
     refreshTokenTtl: config.refreshTokenTtl,
     auditRetentionDays: config.auditRetentionDays,
+    lockoutDuration: config.lockoutDuration,
     batchSize,
   };
   const { now, revokedBefore, auditBefore } = pruneCutoffs(options);
-  console.log(`${dryRun ? 'dry run: counting' : 'deleting'} refresh tokens and sessions that expired before ${now.toISOString()},`);
-  console.log(`sessions revoked before ${revokedBefore.toISOString()} (REFRESH_TOKEN_TTL ${config.refreshTokenTtl} s),`);
-  console.log(`audit events before ${auditBefore.toISOString()} (AUDIT_RETENTION_DAYS ${config.auditRetentionDays})`);
+  print(`${dryRun ? 'dry run: counting' : 'deleting'} refresh tokens and sessions that expired before ${now.toISOString()},`);
+  print(`sessions revoked before ${revokedBefore.toISOString()} (REFRESH_TOKEN_TTL ${config.refreshTokenTtl} s),`);
+  print(`audit events before ${auditBefore.toISOString()} (AUDIT_RETENTION_DAYS ${config.auditRetentionDays})`);
 
-  const counts = await withDatabase(config, ({ db }) => (dryRun ? countPrunable(db, options) : prune(db, options)));
+  const counts = await withDatabase(config, io, ({ db }) => (dryRun ? countPrunable(db, options) : prune(db, options)));
 
   const rows: Array<[string, keyof PruneCounts]> = [
     ['refresh_tokens', 'refreshTokens'],
     ['sessions', 'sessions'],
     ['audit_events', 'auditEvents'],
+    ['login_failures', 'loginFailures'],
   ];
-  console.log(`${'table'.padEnd(14)}  ${dryRun ? 'would delete' : 'deleted'}`);
-  for (const [table, key] of rows) console.log(`${table.padEnd(14)}  ${counts[key]}`);
-  if (dryRun) console.log('dry run: nothing was deleted');
-});
+  print(`${'table'.padEnd(14)}  ${dryRun ? 'would delete' : 'deleted'}`);
+  for (const [table, key] of rows) print(`${table.padEnd(14)}  ${counts[key]}`);
+  if (dryRun) print('dry run: nothing was deleted');
+}
+
+if (require.main === module) runMain(main);

@@ -9,11 +9,13 @@ import { type Clock, systemClock } from './clock';
 import type { Config } from './config';
 import type { DB } from './db/database';
 import { errorHandler, notFound } from './http/error-handler';
+import { decodablePath } from './http/decodable-path';
 import { jsonBody } from './http/json-body';
+import { refuseNulCharacters } from './http/nul-characters';
 import { requestId } from './http/request-id';
 import { rateLimits } from './http/rate-limit';
 import { requestLog } from './http/request-log';
-import { bindStages, routerOf } from './http/router';
+import { bindStages, rateLimitsOf, routerOf } from './http/router';
 import type { Logger } from './logger';
 import { createMetrics, type PoolStats } from './metrics/metrics';
 import { openApiDocument } from './openapi/openapi.document';
@@ -76,7 +78,12 @@ export function createApp(deps: AppDeps): Express {
   const routes = bindStages(APP_ROUTES, {
     open: { health: { db, redis }, metrics: { metrics } },
     limited: { jwks: { keys }, docs: { document: openApiDocument } },
-    signed: { auth: { auth, refreshTokenTtl: config.refreshTokenTtl }, users: {}, sessions: { sessions }, admin: { admin } },
+    signed: {
+      auth: { auth, refreshTokenTtl: config.refreshTokenTtl, allowedOrigins: config.corsOrigins },
+      users: {},
+      sessions: { sessions },
+      admin: { admin },
+    },
   });
 
   const app = express();
@@ -95,15 +102,23 @@ export function createApp(deps: AppDeps): Express {
       crossOriginResourcePolicy: { policy: 'same-site' },
     }),
   );
+  // Tokens and profiles are never cached (RFC 6749 section 5.1): every answer under the signed
+  // prefixes, set before anything can answer there, so errors (429, 401, 404…) carry it too.
+  app.use([...SIGNED_PREFIXES], (_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
   // 4. CORS: only the listed origins, with credentials (the refresh cookie); never "*".
   app.use(cors({ origin: config.corsOrigins.length > 0 ? [...config.corsOrigins] : false, credentials: true, maxAge: 600 }));
+  // A path that cannot be percent-decoded names no route: 404 before any router fails to decode it.
+  app.use(decodablePath());
 
   // Probes and metrics (stage "open") sit before rate limiting and signing: CONTRACT.md exempts them from both.
   app.use(routerOf(routes.open));
 
   // 5. Rate limits, before any body is read or hash computed.
   app.use(limits.global);
-  app.use(['/auth/register', '/auth/login'], limits.auth);
+  app.use(rateLimitsOf([...routes.limited, ...routes.signed], { auth: limits.auth }));
 
   // Public keys and the API documents (stage "limited") are rate limited but never signed.
   // /docs sets its own, page-shaped CSP.
@@ -111,6 +126,8 @@ export function createApp(deps: AppDeps): Express {
 
   // 6. Body parsing, raw bytes kept for the signature.
   app.use(jsonBody(config.bodyLimit));
+  //    No U+0000 in any string of the body or query (PostgreSQL cannot store it): 422, once for every route.
+  app.use(refuseNulCharacters());
 
   // 7. HMAC signature on the signed prefixes, before any token work.
   //    8–10 (authentication, RBAC, validation) are per route, as each declares them.

@@ -257,14 +257,21 @@ export const configVariables = {
   LOGIN_MAX_FAILURES: {
     property: 'loginMaxFailures',
     group: 'Passwords and lockout',
-    meaning: 'consecutive failed logins that lock an account',
+    meaning: 'consecutive failed logins of one email from one client address that lock that email for that address',
     schema: integer(5, 1, 1000),
   },
   LOCKOUT_DURATION: {
     property: 'lockoutDuration',
     group: 'Passwords and lockout',
-    meaning: 'how long a locked account stays locked',
+    meaning: 'how long a lock lasts, and how long failed logins are remembered',
     schema: seconds(900, 1),
+  },
+  ACCOUNT_MAX_FAILURES: {
+    property: 'accountMaxFailures',
+    group: 'Passwords and lockout',
+    meaning:
+      'failed logins of one email from all addresses together within `LOCKOUT_DURATION` that lock it for every address; `0` = off (such a lock also locks the owner out)',
+    schema: integer(0, 0, 1_000_000),
   },
 
   HMAC_MODE: {
@@ -319,7 +326,7 @@ export const configVariables = {
   AUTH_RATE_LIMIT_MAX: {
     property: 'authRateLimitMax',
     group: 'Rate limits',
-    meaning: 'requests per IP per window for `/auth/register` and `/auth/login`',
+    meaning: 'requests per IP per window, shared by `/auth/register`, `/auth/login` and `/users/me/password`',
     schema: integer(20, 1, 1_000_000),
   },
 

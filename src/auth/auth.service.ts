@@ -8,13 +8,14 @@ import type { Database } from '../db/schema';
 import { AppError } from '../http/problem';
 import type { RequestContext } from '../http/request-context';
 import type { PasswordHasher } from '../passwords/password-hasher';
+import { normalizePassword } from '../passwords/password-normalization';
 import { checkPasswordPolicy } from '../passwords/password-policy';
 import { DEFAULT_ROLE } from '../roles/roles.repository';
 import { findSessionWithUser, insertSession, revokeSession, revokeUserSessions, touchSession } from '../sessions/session.repository';
 import type { AccessTokens } from '../tokens/access-token';
 import { findUserByEmail, findUserById, insertUser, normalizeEmail, toUserView } from '../users/user.repository';
 import type { authResultView, tokenPairView } from './auth.schemas';
-import { findLock, recordLoginFailure, recordLoginSuccess } from './login-failures.repository';
+import { addressKey, clearFailures, countFailure, EVERY_ADDRESS, findLock, recordLoginSuccess } from './login-failures.repository';
 import { hashRefreshToken, isWellFormedRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token.crypto';
 import { insertRefreshToken, lockRefreshToken, lockRefreshTokenState, markRotated } from './refresh-token.repository';
 
@@ -29,6 +30,7 @@ export interface AuthServiceDeps {
     | 'passwordMinLength'
     | 'loginMaxFailures'
     | 'lockoutDuration'
+    | 'accountMaxFailures'
   >;
   hasher: PasswordHasher;
   accessTokens: AccessTokens;
@@ -40,6 +42,16 @@ export interface AuthServiceDeps {
 export interface AuthEvents {
   accountLocked(): void;
   refreshTokenReused(): void;
+}
+
+/** What one `auth.failed` event says of the failure: why, and where it came from. */
+type FailureData = { reason: 'unknown_email' | 'wrong_password' } | { reason: 'wrong_current_password'; sessionId: string };
+
+/** A lock a failure set: on one email from one address, or from every address (ACCOUNT_MAX_FAILURES). */
+interface NewLock {
+  scope: 'address' | 'account';
+  failures: number;
+  lockedUntil: Date;
 }
 
 export type TokenPair = z.infer<typeof tokenPairView>;
@@ -78,6 +90,68 @@ export function createAuthService(deps: AuthServiceDeps) {
     return new AppError('ACCOUNT_LOCKED', { retryAfter: secondsUntil(lockedUntil, now) });
   }
 
+  /** The counters that can lock `email` for a caller at `ip`: its own, and (when on) the one of every address. */
+  function lockingCounters(ip: string): string[] {
+    return config.accountMaxFailures > 0 ? [ip, EVERY_ADDRESS] : [ip];
+  }
+
+  /**
+   * Refuses a sign-in of `email` from this address while a lock holds on it (CONTRACT.md
+   * section 7), whatever the password, and before any bcrypt work. It depends on the email
+   * and address alone, never on whether the account exists.
+   */
+  async function refuseIfLocked(email: string, context: RequestContext): Promise<void> {
+    const now = clock();
+    const lockedUntil = await findLock(db, email, lockingCounters(addressKey(context.ip)), now);
+    if (lockedUntil) throw lockedError(lockedUntil, now);
+  }
+
+  /**
+   * A failed sign-in of `email` (an unknown email, a wrong password, a wrong current password):
+   * counted for this address and, with ACCOUNT_MAX_FAILURES, for every address; audited as
+   * `auth.failed`, and as `user.locked` for each lock it sets, in one transaction. Answers
+   * 423 once a lock holds, else 401: the same for emails with and without an account.
+   */
+  async function failSignIn(email: string, userId: string | null, data: FailureData, context: RequestContext): Promise<never> {
+    const at = clock();
+    const ip = addressKey(context.ip);
+    const common = { now: at, lockUntil: addSeconds(at, config.lockoutDuration), forgetBefore: addSeconds(at, -config.lockoutDuration) };
+    const locks = await db.transaction().execute(async (trx): Promise<NewLock[] | 'already locked'> => {
+      await recordEvent(trx, { type: 'auth.failed', userId, context, data, at });
+      const here = await countFailure(trx, { email, ip }, { ...common, maxFailures: config.loginMaxFailures, measure: 'consecutive' });
+      // Undefined: a parallel failure locked the counter after refuseIfLocked looked; nothing more is counted.
+      if (!here) return 'already locked';
+      const everywhere =
+        config.accountMaxFailures > 0
+          ? await countFailure(trx, { email, ip: EVERY_ADDRESS }, { ...common, maxFailures: config.accountMaxFailures, measure: 'window' })
+          : { failures: 0, lockedUntil: null };
+      if (!everywhere) return 'already locked';
+
+      const set: NewLock[] = [];
+      if (here.lockedUntil) set.push({ scope: 'address', failures: here.failures, lockedUntil: here.lockedUntil });
+      if (everywhere.lockedUntil) set.push({ scope: 'account', failures: everywhere.failures, lockedUntil: everywhere.lockedUntil });
+      for (const lock of set) {
+        await recordEvent(trx, {
+          type: 'user.locked',
+          userId,
+          context,
+          data: { scope: lock.scope, failures: lock.failures, lockedUntil: lock.lockedUntil.toISOString() },
+          at,
+        });
+      }
+      return set;
+    });
+
+    if (locks === 'already locked') {
+      const lockedUntil = await findLock(db, email, lockingCounters(ip), at);
+      if (lockedUntil) throw lockedError(lockedUntil, at);
+    } else if (locks.length > 0) {
+      for (let i = 0; i < locks.length; i += 1) events?.accountLocked();
+      throw lockedError(new Date(Math.max(...locks.map((lock) => lock.lockedUntil.getTime()))), at);
+    }
+    throw new AppError('INVALID_CREDENTIALS');
+  }
+
   return {
     async register(
       input: { email: string; password: string; username?: string | null | undefined },
@@ -109,46 +183,18 @@ export function createAuthService(deps: AuthServiceDeps) {
 
     async login(input: { email: string; password: string }, context: RequestContext): Promise<AuthResult> {
       const email = normalizeEmail(input.email);
+      await refuseIfLocked(email, context);
       const user = await findUserByEmail(db, email);
       if (!user) {
-        // Same bcrypt work as a real account, same answer: no way to tell which emails exist.
+        // Same bcrypt work as a real account, same counting, same answer: no way to tell which emails exist.
         await hasher.verifyNobody(input.password);
-        await recordEvent(db, { type: 'auth.failed', userId: null, context, data: { reason: 'unknown_email' }, at: clock() });
-        throw new AppError('INVALID_CREDENTIALS');
+        return failSignIn(email, null, { reason: 'unknown_email' }, context);
       }
-      if (user.locked_until && user.locked_until > clock()) throw lockedError(user.locked_until, clock());
 
-      const passwordOk = await hasher.verify(input.password, user.password_hash);
-      const at = clock();
-      if (!passwordOk) {
-        const failure = await db.transaction().execute(async (trx) => {
-          const counted = await recordLoginFailure(trx, user.id, {
-            now: at,
-            maxFailures: config.loginMaxFailures,
-            lockUntil: addSeconds(at, config.lockoutDuration),
-          });
-          await recordEvent(trx, { type: 'auth.failed', userId: user.id, context, data: { reason: 'wrong_password' }, at });
-          if (counted?.lockedUntil) {
-            await recordEvent(trx, {
-              type: 'user.locked',
-              userId: user.id,
-              context,
-              data: { failures: counted.failedLoginCount, lockedUntil: counted.lockedUntil.toISOString() },
-              at,
-            });
-          }
-          return counted;
-        });
-        // Undefined: a parallel request locked the account first; the lock exists, so say so.
-        if (!failure) {
-          const lockedUntil = await findLock(db, user.id);
-          if (lockedUntil && lockedUntil > at) throw lockedError(lockedUntil, at);
-        } else if (failure.lockedUntil) {
-          events?.accountLocked();
-          throw lockedError(failure.lockedUntil, at);
-        }
-        throw new AppError('INVALID_CREDENTIALS');
+      if (!(await hasher.verify(input.password, user.password_hash))) {
+        return failSignIn(email, user.id, { reason: 'wrong_password' }, context);
       }
+      const at = clock();
 
       // Only a caller who knows the password learns that the account is disabled.
       if (!user.is_active) {
@@ -157,7 +203,7 @@ export function createAuthService(deps: AuthServiceDeps) {
       }
 
       return db.transaction().execute(async (trx) => {
-        const updated = await recordLoginSuccess(trx, user.id, at);
+        const updated = await recordLoginSuccess(trx, { userId: user.id, email, ip: addressKey(context.ip), at });
         const { sessionId, tokens } = await startSession(trx, user.id, user.roles, context, at);
         await recordEvent(trx, { type: 'user.logged_in', userId: user.id, context, data: { sessionId }, at });
         return { user: toUserView(updated, user.roles), ...tokens };
@@ -254,7 +300,8 @@ export function createAuthService(deps: AuthServiceDeps) {
 
     /**
      * Changes the password after checking the current one; every other session is revoked.
-     * A credential check like login's, so it lives with sign-in.
+     * A credential check like login's, so it lives with sign-in: a wrong current password is a
+     * failed login of the account's email from this address, and a lock refuses the change.
      */
     async changePassword(
       userId: string,
@@ -263,9 +310,14 @@ export function createAuthService(deps: AuthServiceDeps) {
       context: RequestContext,
     ): Promise<void> {
       const user = await findUserById(db, userId);
-      if (!user || !(await hasher.verify(input.currentPassword, user.password_hash))) throw new AppError('INVALID_CREDENTIALS');
+      if (!user) throw new AppError('INVALID_CREDENTIALS');
+      await refuseIfLocked(user.email, context);
+      if (!(await hasher.verify(input.currentPassword, user.password_hash))) {
+        return failSignIn(user.email, user.id, { reason: 'wrong_current_password', sessionId: currentSessionId }, context);
+      }
       const weaknesses = checkPasswordPolicy(input.newPassword, config.passwordMinLength, user, 'newPassword');
-      if (input.newPassword === input.currentPassword)
+      // Compared as the hasher sees them: the other Unicode spelling of the same password is the same password.
+      if (normalizePassword(input.newPassword) === normalizePassword(input.currentPassword))
         weaknesses.push({ path: 'newPassword', message: 'must differ from the current password' });
       if (weaknesses.length > 0) throw new AppError('WEAK_PASSWORD', { errors: weaknesses });
 
@@ -273,6 +325,8 @@ export function createAuthService(deps: AuthServiceDeps) {
       const at = clock();
       await db.transaction().execute(async (trx) => {
         await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: at }).where('id', '=', userId).execute();
+        // The current password was right: this address's count starts again, as after a login.
+        await clearFailures(trx, { email: user.email, ip: addressKey(context.ip) }, at);
         const revoked = await revokeUserSessions(trx, userId, 'password_changed', at, currentSessionId);
         await recordEvent(trx, { type: 'password.changed', userId, context, data: { revokedSessions: revoked }, at });
       });

@@ -21,8 +21,6 @@ export interface UsersTable {
   username: string | null;
   password_hash: string;
   is_active: Generated<boolean>;
-  failed_login_count: Generated<number>;
-  locked_until: NullableTimestamp;
   created_at: Timestamp;
   updated_at: Timestamp;
   last_login_at: NullableTimestamp;
@@ -60,6 +58,20 @@ export interface RefreshTokensTable {
   successor_box: string | null;
 }
 
+/**
+ * Failed logins of one email (with or without an account) from one client address; the row
+ * whose `ip` is `*` counts that email's failures from every address together.
+ */
+export interface LoginFailuresTable {
+  /** As sign-in compares it: trimmed and lower-cased. */
+  email: string;
+  ip: string;
+  failures: number;
+  first_failed_at: Date;
+  last_failed_at: Date;
+  locked_until: Date | null;
+}
+
 export interface AuditEventsTable {
   id: Generated<string>;
   type: string;
@@ -78,6 +90,7 @@ export interface Database {
   user_roles: UserRolesTable;
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;
+  login_failures: LoginFailuresTable;
   audit_events: AuditEventsTable;
 }
 

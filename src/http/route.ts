@@ -24,6 +24,13 @@ export type Stage =
   /** Rate limited, body parsed, HMAC checked: /auth, /users, /admin. */
   | 'signed';
 
+/**
+ * A stricter per-IP rate limit a route can declare, on top of the global one (CONTRACT.md
+ * section 7). `auth`: the register/login limit, AUTH_RATE_LIMIT_MAX per window, one count per
+ * IP shared by every route that declares it.
+ */
+export type RouteRateLimit = 'auth';
+
 /** A JSON Schema written by hand, for what zod does not describe (text, HTML, a header). */
 export type JsonSchema = { readonly type?: string } & Readonly<Record<string, unknown>>;
 
@@ -93,6 +100,8 @@ export interface RouteSpec {
   readonly path: string;
   /** Needs `Authorization: Bearer` (authentication, step 8 of CONTRACT.md section 6). */
   readonly bearer: boolean;
+  /** A stricter rate limit; app.ts applies it at the rate-limit step (5), before the body is read. */
+  readonly rateLimit?: RouteRateLimit | undefined;
   /** The permission the caller must hold (RBAC, step 9); only on Bearer routes. */
   readonly permission?: string | undefined;
   /** Validation (step 10). A body schema that accepts undefined makes the body optional. */

@@ -2,7 +2,15 @@ import { parse as parseCookies } from 'cookie';
 import { type RequestHandler, Router } from 'express';
 import { AppError } from './problem';
 import { contextOf } from './request-context';
-import { expressPath, type RouteDeclaration, type RouteHandler, type RouteInput, type RouteTable, type Stage } from './route';
+import {
+  expressPath,
+  type RouteDeclaration,
+  type RouteHandler,
+  type RouteInput,
+  type RouteRateLimit,
+  type RouteTable,
+  type Stage,
+} from './route';
 import { parse } from './validate';
 
 /** A declaration with its handler built from its deps. */
@@ -62,6 +70,20 @@ export function routerOf(routes: readonly BoundRoute[], edge: RouterEdge = {}): 
     }
     chain.push(endpoint(declaration, handle));
     router[declaration.method](expressPath(declaration.path), ...chain);
+  }
+  return router;
+}
+
+/**
+ * The stricter rate limits the routes declare (`rateLimit`), as a router app.ts mounts at the
+ * rate-limit step of CONTRACT.md section 6: each limit counts exactly the method and path of
+ * the routes declaring it, before any body is read or hash computed. The path is the
+ * declaration's, so it is written once.
+ */
+export function rateLimitsOf(routes: readonly BoundRoute[], limits: Readonly<Record<RouteRateLimit, RequestHandler>>): Router {
+  const router = Router();
+  for (const { declaration } of routes) {
+    if (declaration.rateLimit !== undefined) router[declaration.method](expressPath(declaration.path), limits[declaration.rateLimit]);
   }
   return router;
 }

@@ -11,6 +11,8 @@ export interface PruneOptions {
   refreshTokenTtl: number;
   /** AUDIT_RETENTION_DAYS. */
   auditRetentionDays: number;
+  /** LOCKOUT_DURATION, seconds: how long a failed-login counter matters. */
+  lockoutDuration: number;
   /** Rows per DELETE statement; default {@link DEFAULT_PRUNE_BATCH_SIZE}. */
   batchSize?: number;
 }
@@ -20,27 +22,39 @@ export interface PruneCounts {
   refreshTokens: number;
   sessions: number;
   auditEvents: number;
+  loginFailures: number;
 }
 
-type PrunedTable = 'refresh_tokens' | 'sessions' | 'audit_events';
+/** Each pruned table with the columns of its primary key, by which its batches are deleted. */
+const KEYS = {
+  refresh_tokens: ['id'],
+  sessions: ['id'],
+  audit_events: ['id'],
+  login_failures: ['email', 'ip'],
+} as const;
+
+type PrunedTable = keyof typeof KEYS;
 
 /** The moments before which rows are dead. */
-export function pruneCutoffs(options: Pick<PruneOptions, 'now' | 'refreshTokenTtl' | 'auditRetentionDays'>) {
+export function pruneCutoffs(options: Pick<PruneOptions, 'now' | 'refreshTokenTtl' | 'auditRetentionDays' | 'lockoutDuration'>) {
   return {
     now: options.now,
     revokedBefore: addSeconds(options.now, -options.refreshTokenTtl),
     auditBefore: addSeconds(options.now, -options.auditRetentionDays * 24 * 60 * 60),
+    failedBefore: addSeconds(options.now, -options.lockoutDuration),
   };
 }
 
 /** The conditions that make a row dead, shared by the deletes and the dry run's counts. */
 function deadRows(options: PruneOptions) {
-  const { now, revokedBefore, auditBefore } = pruneCutoffs(options);
+  const { now, revokedBefore, auditBefore, failedBefore } = pruneCutoffs(options);
   return {
     expiredToken: sql<boolean>`expires_at < ${now}::timestamptz`,
     expiredSession: sql<boolean>`expires_at < ${now}::timestamptz`,
     longRevokedSession: sql<boolean>`revoked_at < ${revokedBefore}::timestamptz`,
     oldEvent: sql<boolean>`created_at < ${auditBefore}::timestamptz`,
+    // Sign-in starts such a count again anyway (a lock is set by the last failure and never outlasts it by more than LOCKOUT_DURATION).
+    oldFailureCounter: sql<boolean>`last_failed_at < ${failedBefore}::timestamptz AND (locked_until IS NULL OR locked_until < ${failedBefore}::timestamptz)`,
   };
 }
 
@@ -59,6 +73,7 @@ function passes(options: PruneOptions): Array<{ table: PrunedTable; count: keyof
     { table: 'sessions', count: 'sessions', where: dead.expiredSession },
     { table: 'sessions', count: 'sessions', where: dead.longRevokedSession },
     { table: 'audit_events', count: 'auditEvents', where: dead.oldEvent },
+    { table: 'login_failures', count: 'loginFailures', where: dead.oldFailureCounter },
   ];
 }
 
@@ -81,11 +96,12 @@ async function deleteInBatches(
   batchSize: number,
 ): Promise<number> {
   const table = sql.table(tableName);
+  const key = sql.join(KEYS[tableName].map((column) => sql.ref(column)));
   let total = 0;
   for (;;) {
     const result = await sql`
-      DELETE FROM ${table} WHERE id IN (
-        SELECT id FROM ${table} WHERE ${where} LIMIT ${batchSize} FOR UPDATE SKIP LOCKED
+      DELETE FROM ${table} WHERE (${key}) IN (
+        SELECT ${key} FROM ${table} WHERE ${where} LIMIT ${batchSize} FOR UPDATE SKIP LOCKED
       )`.execute(db);
     const deleted = Number(result.numAffectedRows ?? 0n);
     total += deleted;
@@ -96,12 +112,13 @@ async function deleteInBatches(
 /**
  * Deletes what is past its use: refresh tokens that have expired; sessions that have ended
  * (expired, or revoked more than REFRESH_TOKEN_TTL ago); audit events older than
- * AUDIT_RETENTION_DAYS. Live sessions and their unexpired tokens are left alone.
+ * AUDIT_RETENTION_DAYS; failed-login counters whose last failure and lock are both older than
+ * LOCKOUT_DURATION. Live sessions and their unexpired tokens are left alone.
  * Run it outside a transaction: each batch commits on its own.
  */
 export async function prune(db: Kysely<Database>, options: PruneOptions): Promise<PruneCounts> {
   const batchSize = batchSizeOf(options);
-  const counts: PruneCounts = { refreshTokens: 0, sessions: 0, auditEvents: 0 };
+  const counts: PruneCounts = { refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 0 };
   for (const pass of passes(options)) counts[pass.count] += await deleteInBatches(db, pass.table, pass.where, batchSize);
   return counts;
 }
@@ -118,5 +135,6 @@ export async function countPrunable(db: Kysely<Database>, options: PruneOptions)
     // One OR here: a session both expired and long revoked is deleted once, by the first pass.
     sessions: await count('sessions', sql<boolean>`${dead.expiredSession} OR ${dead.longRevokedSession}`),
     auditEvents: await count('audit_events', dead.oldEvent),
+    loginFailures: await count('login_failures', dead.oldFailureCounter),
   };
 }

@@ -43,7 +43,7 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
   });
   const lockouts = new Counter({
     name: 'gatehouse_account_lockouts_total',
-    help: 'Accounts locked after repeated failed logins',
+    help: 'Lockouts set by repeated failed logins: an email locked for one client address, or for every address',
     registers,
   });
   const rateLimitStoreErrors = new Counter({

@@ -161,7 +161,7 @@ describe.each(DATABASE_KINDS)('audit trail (%s)', (kind) => {
     const locked = await send('post', '/auth/login', { body: { email: lockedEmail, password: WRONG_PASSWORD } });
     expectProblem(locked.res, 423, 'ACCOUNT_LOCKED');
     const lockedUntil = new Date(Date.parse(locked.at) + LOCKOUT * 1000).toISOString();
-    expected.push({ type: 'user.locked', userId: lockedId, sent: locked, data: { failures: MAX_FAILURES, lockedUntil } });
+    expected.push({ type: 'user.locked', userId: lockedId, sent: locked, data: { scope: 'address', failures: MAX_FAILURES, lockedUntil } });
 
     // Read each back as an admin, by user and type, and find the one its request caused.
     for (const event of expected) {

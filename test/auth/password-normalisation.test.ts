@@ -58,6 +58,16 @@ describe('password normalisation over HTTP', () => {
       expect((await login(user.email, typed)).status).toBe(200);
     });
 
+    it.each(bothWays)(
+      'when the new password is the current one %s, then it answers 422 WEAK_PASSWORD and changes nothing',
+      async (_case, registered, typed) => {
+        const user = await registerUser(h.app, { password: registered });
+        const res = await change(user, { currentPassword: registered, newPassword: typed });
+        expectProblem(res, 422, 'WEAK_PASSWORD');
+        expect((await login(user.email, registered)).status).toBe(200);
+      },
+    );
+
     it('when 108 bytes typed decomposed normalise to 72, then it registers and logs in either way', async () => {
       const composed = 'é'.repeat(36);
       const user = await registerUser(h.app, { password: composed.normalize('NFD') });

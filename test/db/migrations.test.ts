@@ -1,10 +1,11 @@
 import { sql } from 'kysely';
 import { type DatabaseHandle, openDatabase, type DB } from '../../src/db/database';
-import { migrateDown, migrateToLatest, migrationStatus } from '../../src/db/migrator';
+import { createMigrator, migrateDown, migrateToLatest, migrationStatus } from '../../src/db/migrator';
 import { migrations } from '../../migrations';
 import { createScratchDatabase, type ScratchDatabase } from '../helpers/databases';
 
-const APP_TABLES = ['audit_events', 'refresh_tokens', 'role_permissions', 'roles', 'sessions', 'user_roles', 'users'];
+const APP_TABLES = ['audit_events', 'login_failures', 'refresh_tokens', 'role_permissions', 'roles', 'sessions', 'user_roles', 'users'];
+const LOGIN_FAILURES_MIGRATION = '20261129T1900_login_failures';
 const MIGRATION_NAMES = Object.keys(migrations).sort();
 
 /** The application's tables present in the public schema (Kysely's own bookkeeping left out). */
@@ -14,6 +15,26 @@ async function appTables(db: DB): Promise<string[]> {
     where table_schema = 'public' and table_name not like 'kysely_%'
     order by table_name`.execute(db);
   return rows.map((row) => row.table_name);
+}
+
+/** The columns of one table of the public schema. */
+async function columnsOf(db: DB, table: string): Promise<string[]> {
+  const { rows } = await sql<{ column_name: string }>`
+    select column_name from information_schema.columns
+    where table_schema = 'public' and table_name = ${table}
+    order by column_name`.execute(db);
+  return rows.map((row) => row.column_name);
+}
+
+/** The SQLSTATE and constraint a write fails with; undefined when it succeeds. */
+async function violationOf(write: Promise<unknown>): Promise<{ code: unknown; constraint: unknown } | undefined> {
+  try {
+    await write;
+    return undefined;
+  } catch (error) {
+    const { code, constraint } = error as { code?: unknown; constraint?: unknown };
+    return { code, constraint };
+  }
 }
 
 /** Up, down, up again, on any freshly created, empty database. */
@@ -40,7 +61,7 @@ function describeMigrationCycle(open: () => Promise<DatabaseHandle>): void {
     expect(applied).toEqual(MIGRATION_NAMES);
     expect(await appTables(handle.db)).toEqual(APP_TABLES);
     const status = await migrationStatus(handle.db);
-    expect(status.map((m) => m.executedAt)).toEqual(MIGRATION_NAMES.map(() => expect.any(Date)));
+    expect(status.map((m) => m.executedAt)).toEqual(MIGRATION_NAMES.map((): unknown => expect.any(Date)));
   });
 
   it('when migrated to latest twice, then the second run applies nothing', async () => {
@@ -66,6 +87,84 @@ function describeMigrationCycle(open: () => Promise<DatabaseHandle>): void {
   });
 }
 
+/**
+ * The move of failed-login counting from users to login_failures (CONTRACT.md section 7),
+ * migrated up from the migration before it, then down again.
+ */
+function describeLoginFailuresMigration(open: () => Promise<DatabaseHandle>): void {
+  const previous = MIGRATION_NAMES[MIGRATION_NAMES.indexOf(LOGIN_FAILURES_MIGRATION) - 1]!;
+  let handle: DatabaseHandle;
+  beforeAll(async () => {
+    handle = await open();
+  });
+  afterAll(async () => {
+    await handle?.close();
+  });
+
+  const migrateTo = async (name: string) => {
+    const { error, results } = await createMigrator(handle.db).migrateTo(name);
+    expect(error).toBeUndefined();
+    return (results ?? []).map((result) => `${result.direction} ${result.migrationName}`);
+  };
+  const failure = (values: Partial<{ email: string; ip: string; failures: number; first_failed_at: Date; last_failed_at: Date }>) => {
+    const at = new Date();
+    return handle.db
+      .insertInto('login_failures')
+      .values({ email: 'someone@example.test', ip: '203.0.113.1', failures: 1, first_failed_at: at, last_failed_at: at, ...values })
+      .execute();
+  };
+
+  it('when it is registered, then it comes after the migrations it builds on', () => {
+    expect(MIGRATION_NAMES).toContain(LOGIN_FAILURES_MIGRATION);
+    expect(previous).toBeDefined();
+  });
+
+  it('when migrated up, then login_failures exists and users no longer counts failures', async () => {
+    await migrateTo(previous);
+    expect(await columnsOf(handle.db, 'users')).toEqual(expect.arrayContaining(['failed_login_count', 'locked_until']));
+
+    expect(await migrateTo(LOGIN_FAILURES_MIGRATION)).toEqual([`Up ${LOGIN_FAILURES_MIGRATION}`]);
+
+    expect(await appTables(handle.db)).toContain('login_failures');
+    expect(await columnsOf(handle.db, 'login_failures')).toEqual([
+      'email',
+      'failures',
+      'first_failed_at',
+      'ip',
+      'last_failed_at',
+      'locked_until',
+    ]);
+    const userColumns = await columnsOf(handle.db, 'users');
+    expect(userColumns).not.toContain('failed_login_count');
+    expect(userColumns).not.toContain('locked_until');
+  });
+
+  it.each<[string, Parameters<typeof failure>[0], { code: string; constraint?: string }]>([
+    ['an email that is not lower case', { email: 'Someone@example.test' }, { code: '23514' }],
+    ['an email with surrounding spaces', { email: ' someone@example.test' }, { code: '23514' }],
+    ['no failure', { failures: 0 }, { code: '23514' }],
+    ['an empty address', { ip: '' }, { code: '23514' }],
+    ['a last failure before the first', { first_failed_at: new Date(), last_failed_at: new Date(Date.now() - 1000) }, { code: '23514' }],
+  ])('when a counter with %s is written, then the schema refuses it', async (_what, values, expected) => {
+    expect(await violationOf(failure(values))).toMatchObject(expected);
+  });
+
+  it('when a second counter for one email and address is written, then the primary key refuses it', async () => {
+    const email = `twice-${Date.now()}@example.test`;
+    await failure({ email });
+    expect(await violationOf(failure({ email }))).toEqual({ code: '23505', constraint: 'login_failures_pkey' });
+    expect(await violationOf(failure({ email, ip: '203.0.113.2' }))).toBeUndefined();
+  });
+
+  it('when migrated down, then login_failures is gone and users has its counters back', async () => {
+    expect(await migrateTo(previous)).toEqual([`Down ${LOGIN_FAILURES_MIGRATION}`]);
+
+    expect(await appTables(handle.db)).not.toContain('login_failures');
+    expect(await columnsOf(handle.db, 'users')).toEqual(expect.arrayContaining(['failed_login_count', 'locked_until']));
+    expect(await migrateToLatest(handle.db)).toContain(LOGIN_FAILURES_MIGRATION);
+  });
+}
+
 describe('migrations on an in-memory PGlite', () => {
   describeMigrationCycle(() => openDatabase({ dataDir: 'memory://' }));
 });
@@ -83,4 +182,20 @@ describeIfPg('migrations on a fresh PostgreSQL database', () => {
   });
 
   describeMigrationCycle(() => openDatabase({ databaseUrl: scratch.url }));
+});
+
+describe('the login_failures migration on an in-memory PGlite', () => {
+  describeLoginFailuresMigration(() => openDatabase({ dataDir: 'memory://' }));
+});
+
+describeIfPg('the login_failures migration on a fresh PostgreSQL database', () => {
+  let scratch: ScratchDatabase;
+  beforeAll(async () => {
+    scratch = await createScratchDatabase('lfmigr');
+  });
+  afterAll(async () => {
+    await scratch.drop();
+  });
+
+  describeLoginFailuresMigration(() => openDatabase({ databaseUrl: scratch.url }));
 });

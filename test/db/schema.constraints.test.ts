@@ -53,10 +53,10 @@ describe.each(DATABASE_KINDS)('schema constraints (%s)', (kind) => {
 
       const row = await db
         .selectFrom('users')
-        .select(['email', 'is_active', 'failed_login_count'])
+        .select(['email', 'is_active'])
         .where('id', '=', id)
         .executeTakeFirstOrThrow();
-      expect(row).toEqual({ email, is_active: true, failed_login_count: 0 });
+      expect(row).toEqual({ email, is_active: true });
     });
 
     it.each([
@@ -94,12 +94,13 @@ describe.each(DATABASE_KINDS)('schema constraints (%s)', (kind) => {
       expect(await violationOf(insertUserRow(db, { username: null }))).toBeUndefined();
     });
 
-    it('when failed_login_count is set below zero, then the CHECK refuses it', async () => {
-      const id = await insertUserRow(db);
+    it('when a failed-login counter (login_failures) is set below one failure, then the CHECK refuses it', async () => {
+      const at = new Date();
+      const counter = { email: uniqueEmail('counter'), ip: '203.0.113.1', failures: 0, first_failed_at: at, last_failed_at: at };
 
-      const violation = await violationOf(db.updateTable('users').set({ failed_login_count: -1 }).where('id', '=', id).execute());
+      const violation = await violationOf(db.insertInto('login_failures').values(counter).execute());
 
-      expect(violation).toEqual({ code: CHECK, constraint: 'users_failed_login_count_check' });
+      expect(violation).toEqual({ code: CHECK, constraint: 'login_failures_failures_check' });
     });
   });
 

@@ -83,7 +83,7 @@ describeIfShared('two instances sharing PostgreSQL and Redis', () => {
     expectProblem(await login(b, user.email, WRONG_PASSWORD), 423, 'ACCOUNT_LOCKED');
     expectProblem(await login(a, user.email, GOOD_PASSWORD), 423, 'ACCOUNT_LOCKED');
     expectProblem(await login(b, user.email, GOOD_PASSWORD), 423, 'ACCOUNT_LOCKED');
-    const row = await database.db.selectFrom('users').select('failed_login_count').where('id', '=', user.id).executeTakeFirstOrThrow();
-    expect(row.failed_login_count).toBe(4);
+    const row = await database.db.selectFrom('login_failures').select('failures').where('email', '=', user.email).executeTakeFirstOrThrow();
+    expect(row.failures).toBe(4);
   });
 });

@@ -2,11 +2,18 @@ import { sql } from 'kysely';
 import request from 'supertest';
 import { countPrunable, prune, type PruneOptions } from '../../src/maintenance/prune';
 import { DATABASE_KINDS, openPrivateDatabase, type PrivateDatabase } from '../helpers/databases';
-import { expectProblem, registerUser, type RegisteredUser, sha256, sessionIdOf } from '../helpers/factories';
+import { expectProblem, registerUser, type RegisteredUser, sha256, sessionIdOf, uniqueEmail } from '../helpers/factories';
 import { createHarness, type Harness } from '../helpers/harness';
 
 /** Short lifetimes, so that a few clock moves take rows past them. */
-const ENV = { ACCESS_TOKEN_TTL: '60', REFRESH_TOKEN_TTL: '100', SESSION_MAX_AGE: '1000', AUDIT_RETENTION_DAYS: '30' };
+const ENV = {
+  ACCESS_TOKEN_TTL: '60',
+  REFRESH_TOKEN_TTL: '100',
+  SESSION_MAX_AGE: '1000',
+  AUDIT_RETENTION_DAYS: '30',
+  LOGIN_MAX_FAILURES: '2',
+  LOCKOUT_DURATION: '300',
+};
 const DAY = 24 * 60 * 60;
 
 // A database of the suite's own: prune deletes across whole tables, with the clock moved far
@@ -22,7 +29,7 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
   });
   beforeEach(async () => {
     // Counts are whole-table: each test starts from empty tables, with a clock of its own.
-    await sql`TRUNCATE users, user_roles, sessions, refresh_tokens, audit_events`.execute(database.handle.db);
+    await sql`TRUNCATE users, user_roles, sessions, refresh_tokens, audit_events, login_failures`.execute(database.handle.db);
     h = await createHarness({ database: database.handle, env: ENV });
   });
 
@@ -31,9 +38,11 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
     now: h.clock.now(),
     refreshTokenTtl: h.config.refreshTokenTtl,
     auditRetentionDays: h.config.auditRetentionDays,
+    lockoutDuration: h.config.lockoutDuration,
     ...extra,
   });
   const refresh = (refreshToken: string) => request(h.app).post('/auth/refresh').send({ refreshToken });
+  const failLogin = (email: string) => request(h.app).post('/auth/login').send({ email, password: 'not the right password' });
   const logout = (user: RegisteredUser) => request(h.app).post('/auth/logout').send({ refreshToken: user.refreshToken }).expect(204);
 
   async function tokenHashesOf(sessionId: string): Promise<string[]> {
@@ -57,8 +66,10 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
     const counts = await prune(db(), options());
 
-    expect(counts).toEqual({ refreshTokens: 0, sessions: 0, auditEvents: 0 });
-    expect(await tokenHashesOf(sessionIdOf(user.accessToken))).toEqual([sha256(user.refreshToken), sha256(rotated.body.refreshToken)].sort());
+    expect(counts).toEqual({ refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 0 });
+    expect(await tokenHashesOf(sessionIdOf(user.accessToken))).toEqual(
+      [sha256(user.refreshToken), sha256(rotated.body.refreshToken)].sort(),
+    );
     expectProblem(await refresh(user.refreshToken), 401, 'REFRESH_TOKEN_REUSED');
   });
 
@@ -71,7 +82,7 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
     const counts = await prune(db(), options());
 
-    expect(counts).toEqual({ refreshTokens: 1, sessions: 0, auditEvents: 0 });
+    expect(counts).toEqual({ refreshTokens: 1, sessions: 0, auditEvents: 0, loginFailures: 0 });
     expect(await tokenHashesOf(sessionIdOf(user.accessToken))).toEqual([sha256(rotated.body.refreshToken)]);
     expect((await refresh(rotated.body.refreshToken)).status).toBe(200);
   });
@@ -91,7 +102,7 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
     const counts = await prune(db(), options());
 
-    expect(counts).toEqual({ refreshTokens: 2, sessions: 2, auditEvents: 0 });
+    expect(counts).toEqual({ refreshTokens: 2, sessions: 2, auditEvents: 0, loginFailures: 0 });
     const sessions = await db().selectFrom('sessions').select('user_id').execute();
     expect(sessions.map((s) => s.user_id).sort()).toEqual([live.id, revokedRecently.id].sort());
     const tokens = await db().selectFrom('refresh_tokens').select('token_hash').execute();
@@ -103,32 +114,38 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
     ['one second short of', 'keeps', -1],
     ['exactly', 'keeps', 0],
     ['one second past', 'deletes', 1],
-  ] as const)('when an audit event is %s AUDIT_RETENTION_DAYS old, then prune %s it and keeps newer ones', async (_age, outcome, offset) => {
-    const old = await registerUser(h.app);
-    h.clock.advance(h.config.auditRetentionDays * DAY + offset);
-    const recent = await registerUser(h.app);
+  ] as const)(
+    'when an audit event is %s AUDIT_RETENTION_DAYS old, then prune %s it and keeps newer ones',
+    async (_age, outcome, offset) => {
+      const old = await registerUser(h.app);
+      h.clock.advance(h.config.auditRetentionDays * DAY + offset);
+      const recent = await registerUser(h.app);
 
-    const counts = await prune(db(), options());
+      const counts = await prune(db(), options());
 
-    expect(counts.auditEvents).toBe(outcome === 'deletes' ? 1 : 0);
-    const events = await db().selectFrom('audit_events').select(['user_id', 'type']).execute();
-    const expected = [{ user_id: recent.id, type: 'user.registered' }];
-    if (outcome === 'keeps') expected.push({ user_id: old.id, type: 'user.registered' });
-    expect(events).toEqual(expect.arrayContaining(expected));
-    expect(events).toHaveLength(expected.length);
-  });
+      expect(counts.auditEvents).toBe(outcome === 'deletes' ? 1 : 0);
+      const events = await db().selectFrom('audit_events').select(['user_id', 'type']).execute();
+      const expected = [{ user_id: recent.id, type: 'user.registered' }];
+      if (outcome === 'keeps') expected.push({ user_id: old.id, type: 'user.registered' });
+      expect(events).toEqual(expect.arrayContaining(expected));
+      expect(events).toHaveLength(expected.length);
+    },
+  );
 
-  it.each([1, 2, 5, 1000])('when 5 refresh tokens have expired and the batch size is %i, then all 5 are deleted and their sessions kept', async (batchSize) => {
-    for (let i = 0; i < 5; i += 1) await registerUser(h.app);
-    // Past REFRESH_TOKEN_TTL, within SESSION_MAX_AGE: the sessions have not ended.
-    h.clock.advance(101);
+  it.each([1, 2, 5, 1000])(
+    'when 5 refresh tokens have expired and the batch size is %i, then all 5 are deleted and their sessions kept',
+    async (batchSize) => {
+      for (let i = 0; i < 5; i += 1) await registerUser(h.app);
+      // Past REFRESH_TOKEN_TTL, within SESSION_MAX_AGE: the sessions have not ended.
+      h.clock.advance(101);
 
-    const counts = await prune(db(), options({ batchSize }));
+      const counts = await prune(db(), options({ batchSize }));
 
-    expect(counts).toEqual({ refreshTokens: 5, sessions: 0, auditEvents: 0 });
-    expect(await rowCount('refresh_tokens')).toBe(0);
-    expect(await rowCount('sessions')).toBe(5);
-  });
+      expect(counts).toEqual({ refreshTokens: 5, sessions: 0, auditEvents: 0, loginFailures: 0 });
+      expect(await rowCount('refresh_tokens')).toBe(0);
+      expect(await rowCount('sessions')).toBe(5);
+    },
+  );
 
   it('when counted first, then countPrunable deletes nothing and reports what prune then deletes', async () => {
     await registerUser(h.app); // expires at 1000
@@ -138,10 +155,37 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
     const counted = await countPrunable(db(), options());
 
-    expect(counted).toEqual({ refreshTokens: 2, sessions: 2, auditEvents: 3 });
+    expect(counted).toEqual({ refreshTokens: 2, sessions: 2, auditEvents: 3, loginFailures: 0 });
     expect([await rowCount('refresh_tokens'), await rowCount('sessions'), await rowCount('audit_events')]).toEqual([3, 3, 4]);
     expect(await prune(db(), options())).toEqual(counted);
     expect([await rowCount('refresh_tokens'), await rowCount('sessions'), await rowCount('audit_events')]).toEqual([1, 1, 1]);
+  });
+
+  it('when failure counters are older than LOCKOUT_DURATION, then prune deletes them, and keeps recent ones and those whose lock is younger', async () => {
+    // Times in seconds from now; LOCKOUT_DURATION 300, LOGIN_MAX_FAILURES 2.
+    const stale = uniqueEmail('stale');
+    const locked = uniqueEmail('locked');
+    const recent = uniqueEmail('recent');
+    expectProblem(await failLogin(stale), 401, 'INVALID_CREDENTIALS'); // last failure at 0
+    await failLogin(locked);
+    expectProblem(await failLogin(locked), 423, 'ACCOUNT_LOCKED'); // last failure at 0, locked until 300
+    h.clock.advance(200);
+    await failLogin(recent); // last failure at 200
+    const emails = async () => (await db().selectFrom('login_failures').select('email').orderBy('email').execute()).map((row) => row.email);
+
+    h.clock.advance(100); // 300: the stale counter is exactly LOCKOUT_DURATION old, not older
+    expect(await prune(db(), options())).toEqual({ refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 0 });
+
+    h.clock.advance(1); // 301: its last failure is older; the lock ended at 300, less than LOCKOUT_DURATION ago
+    expect(await countPrunable(db(), options())).toEqual({ refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 1 });
+    expect((await prune(db(), options({ batchSize: 1 }))).loginFailures).toBe(1);
+    expect(await emails()).toEqual([locked, recent].sort());
+
+    h.clock.advance(300); // 601: the lock ended more than LOCKOUT_DURATION ago, the recent failure is 401 s old
+    expect((await prune(db(), options())).loginFailures).toBe(2);
+    expect(await emails()).toEqual([]);
+    // Nothing an answer depends on was lost: one failure is one failure again.
+    expectProblem(await failLogin(locked), 401, 'INVALID_CREDENTIALS');
   });
 
   it.each([0, -1, 1.5, Number.NaN])('when the batch size is %p, then prune throws a TypeError and deletes nothing', async (batchSize) => {

@@ -1,13 +1,18 @@
 import request from 'supertest';
 import { createHarness, type Harness } from '../helpers/harness';
-import { expectProblem, registerUser, type RegisteredUser, uniqueUsername } from '../helpers/factories';
+import { expectProblem, registerUser, type RegisteredUser, sessionIdOf, uniqueEmail, uniqueUsername } from '../helpers/factories';
 
 const NEW_PASSWORD = 'a brand new passphrase';
+const WRONG_PASSWORD = 'not my password at all';
+const MAX_FAILURES = 3;
+/** Documentation addresses (RFC 5737): TRUST_PROXY=1 makes X-Forwarded-For the client address. */
+const HERE = '203.0.113.9';
+const THERE = '198.51.100.9';
 
 describe('POST /users/me/password', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await createHarness();
+    h = await createHarness({ env: { LOGIN_MAX_FAILURES: String(MAX_FAILURES), TRUST_PROXY: '1' } });
   });
   afterAll(async () => {
     await h.close();
@@ -18,6 +23,16 @@ describe('POST /users/me/password', () => {
   const login = (email: string, password: string) => request(h.app).post('/auth/login').send({ email, password });
   const me = (accessToken: string) => request(h.app).get('/users/me').set('Authorization', `Bearer ${accessToken}`);
   const refresh = (refreshToken: string) => request(h.app).post('/auth/refresh').send({ refreshToken });
+  const changeFrom = (ip: string, accessToken: string, currentPassword: string) =>
+    request(h.app)
+      .post('/users/me/password')
+      .set('X-Forwarded-For', ip)
+      .set('Authorization', `Bearer ${accessToken}`)
+      .send({ currentPassword, newPassword: NEW_PASSWORD });
+  const loginFrom = (ip: string, email: string, password: string) =>
+    request(h.app).post('/auth/login').set('X-Forwarded-For', ip).send({ email, password });
+  const eventsOf = (userId: string, type: string) =>
+    h.database.db.selectFrom('audit_events').select(['ip', 'data']).where('user_id', '=', userId).where('type', '=', type).execute();
 
   /** The user, plus a second session of theirs on another device. */
   async function userWithTwoSessions(): Promise<{ user: RegisteredUser; other: { accessToken: string; refreshToken: string } }> {
@@ -73,6 +88,71 @@ describe('POST /users/me/password', () => {
     });
   });
 
+  describe('a wrong current password is a failed login (CONTRACT.md sections 3 and 7)', () => {
+    it('when the current password is wrong, then it counts as a failed login of that email from that address, and is audited', async () => {
+      const user = await registerUser(h.app);
+      for (let i = 0; i < MAX_FAILURES - 1; i += 1)
+        expectProblem(await changeFrom(HERE, user.accessToken, WRONG_PASSWORD), 401, 'INVALID_CREDENTIALS');
+
+      // One failed login more from the same address is the last one allowed.
+      expectProblem(await loginFrom(HERE, user.email, WRONG_PASSWORD), 423, 'ACCOUNT_LOCKED');
+      const failed = await eventsOf(user.id, 'auth.failed');
+      expect(failed).toHaveLength(MAX_FAILURES);
+      expect(failed.filter((event) => event.data.reason === 'wrong_current_password')).toEqual(
+        Array(MAX_FAILURES - 1).fill({ ip: HERE, data: { reason: 'wrong_current_password', sessionId: sessionIdOf(user.accessToken) } }),
+      );
+      expect(JSON.stringify(failed)).not.toContain(WRONG_PASSWORD);
+    });
+
+    it(`when ${MAX_FAILURES} current passwords are wrong, then the last answers 423 with Retry-After, the lock is audited, and the right password is refused there`, async () => {
+      const user = await registerUser(h.app);
+      const responses = [];
+      for (let i = 0; i < MAX_FAILURES; i += 1) responses.push(await changeFrom(HERE, user.accessToken, WRONG_PASSWORD));
+
+      for (const res of responses.slice(0, -1)) expectProblem(res, 401, 'INVALID_CREDENTIALS');
+      expectProblem(responses.at(-1)!, 423, 'ACCOUNT_LOCKED');
+      expect(Number(responses.at(-1)!.headers['retry-after'])).toBe(h.config.lockoutDuration);
+      const lockedUntil = new Date(h.clock.now().getTime() + h.config.lockoutDuration * 1000).toISOString();
+      expect(await eventsOf(user.id, 'user.locked')).toEqual([
+        { ip: HERE, data: { scope: 'address', failures: MAX_FAILURES, lockedUntil } },
+      ]);
+
+      h.clock.advance(30);
+      const right = await changeFrom(HERE, user.accessToken, user.password);
+      expectProblem(right, 423, 'ACCOUNT_LOCKED');
+      expect(Number(right.headers['retry-after'])).toBe(h.config.lockoutDuration - 30);
+      expectProblem(await loginFrom(HERE, user.email, user.password), 423, 'ACCOUNT_LOCKED');
+      // Nothing changed: the old password still logs in from elsewhere, the new one does not.
+      expect((await loginFrom(THERE, user.email, user.password)).status).toBe(200);
+      expectProblem(await loginFrom(THERE, user.email, NEW_PASSWORD), 401, 'INVALID_CREDENTIALS');
+      expect(await eventsOf(user.id, 'password.changed')).toEqual([]);
+    });
+
+    it('when failed logins locked the email for an address, then a password change from there answers 423, and from another address works', async () => {
+      const user = await registerUser(h.app);
+      for (let i = 0; i < MAX_FAILURES; i += 1) await loginFrom(HERE, user.email, WRONG_PASSWORD);
+
+      expectProblem(await changeFrom(HERE, user.accessToken, user.password), 423, 'ACCOUNT_LOCKED');
+      expect((await changeFrom(THERE, user.accessToken, user.password)).status).toBe(204);
+    });
+
+    it('when the lock has run out, then the right current password changes it', async () => {
+      const user = await registerUser(h.app);
+      for (let i = 0; i < MAX_FAILURES; i += 1) await changeFrom(HERE, user.accessToken, WRONG_PASSWORD);
+      h.clock.advance(h.config.lockoutDuration + 1);
+
+      expect((await changeFrom(HERE, user.accessToken, user.password)).status).toBe(204);
+      expect((await loginFrom(HERE, user.email, NEW_PASSWORD)).status).toBe(200);
+    });
+
+    it('when the OpenAPI document is read, then the route lists 423 ACCOUNT_LOCKED with Retry-After', async () => {
+      const doc = (await request(h.app).get('/openapi.json').expect(200)).body;
+      const locked = doc.paths['/users/me/password'].post.responses['423'];
+      expect(locked).toBeDefined();
+      expect(locked.headers['Retry-After']).toBeDefined();
+    });
+  });
+
   describe('refusals', () => {
     it('when the current password is wrong, then it answers 401 INVALID_CREDENTIALS and changes nothing', async () => {
       const { user, other } = await userWithTwoSessions();
@@ -124,5 +204,39 @@ describe('POST /users/me/password', () => {
       expectProblem(await change(user.accessToken, { currentPassword: user.password, newPassword: NEW_PASSWORD }), 401, 'SESSION_REVOKED');
       expect((await login(user.email, user.password)).status).toBe(200);
     });
+  });
+});
+
+describe('POST /users/me/password shares the register/login rate limit (CONTRACT.md section 7)', () => {
+  const AUTH_LIMIT = 3;
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({ env: { AUTH_RATE_LIMIT_MAX: String(AUTH_LIMIT), RATE_LIMIT_MAX: '1000' } });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it(`when a registration, a login and a password change used the ${AUTH_LIMIT} allowed, then the next change and the next login answer 429, and other /users routes do not`, async () => {
+    const user = await registerUser(h.app);
+    expectProblem(
+      await request(h.app)
+        .post('/auth/login')
+        .send({ email: uniqueEmail('nobody'), password: WRONG_PASSWORD }),
+      401,
+      'INVALID_CREDENTIALS',
+    );
+    const change = () =>
+      request(h.app)
+        .post('/users/me/password')
+        .set('Authorization', `Bearer ${user.accessToken}`)
+        .send({ currentPassword: WRONG_PASSWORD, newPassword: NEW_PASSWORD });
+    expectProblem(await change(), 401, 'INVALID_CREDENTIALS');
+
+    const limited = await change();
+    expectProblem(limited, 429, 'RATE_LIMITED');
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expectProblem(await request(h.app).post('/auth/login').send({ email: user.email, password: user.password }), 429, 'RATE_LIMITED');
+    expect((await request(h.app).get('/users/me').set('Authorization', `Bearer ${user.accessToken}`)).status).toBe(200);
   });
 });
