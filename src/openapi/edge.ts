@@ -34,8 +34,9 @@ export function codesOf(route: RouteSpec, stage: Stage): ProblemCode[] {
   if (route.body || route.query || route.cookies) codes.push('VALIDATION_FAILED');
   codes.push(...route.errors);
   if (signed) {
-    // The signature check, and the database behind every signed route.
-    codes.push(...SIGNATURE_CODES, 'UNAVAILABLE');
+    // The signature check, the database behind every signed route, and the refusal of U+0000
+    // in any string of the body or query, which comes before any route's own validation.
+    codes.push(...SIGNATURE_CODES, 'UNAVAILABLE', 'VALIDATION_FAILED');
     // Any request under the signed prefixes may carry a body; these come before validation.
     if (route.method !== 'get') codes.push(...BODY_CODES);
   }
