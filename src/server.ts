@@ -7,12 +7,21 @@ import { type DatabaseHandle, openDatabase } from './db/database';
 import { migrateToLatest, migrationStatus } from './db/migrator';
 import { createLogger, type Logger } from './logger';
 import { createPooledPasswordHasher } from './passwords/password-hasher';
+import { installProcessGuards } from './process-guards';
 import { connectRedis, type Redis, RedisConnectError } from './redis';
 import { KeyError, loadKeyStore } from './tokens/keys';
 
 /** Opens the database, migrating the embedded one; an external one must already be migrated. */
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
-  const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const handle = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    onTightened: ({ dataDir, previousMode, files }) =>
+      logger.warn(
+        { dataDir, previousMode: `0${previousMode.toString(8)}`, files },
+        'DATA_DIR was open to group or others: made it readable by its owner only (0700)',
+      ),
+  });
   if (handle.kind === 'pglite') {
     const applied = await migrateToLatest(handle.db);
     logger.info({ dataDir: config.dataDir, applied }, 'embedded database ready');
@@ -64,6 +73,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  // From here on, a failure nothing handles ends the process (logged), for its supervisor to restart.
+  installProcessGuards(process, logger, (code) => process.exit(code));
 
   let database: DatabaseHandle;
   let keys;
@@ -74,6 +85,8 @@ async function main(): Promise<void> {
       jwtPrivateKey: config.jwtPrivateKey,
       generateIfMissing: !config.isProduction,
       onGenerated: (kid, file) => logger.warn({ kid, file }, 'KEYS_DIR had no signing key: generated a development key'),
+      onInsecureFile: (file, mode) =>
+        logger.warn({ file, mode: `0${mode.toString(8)}` }, 'private key file is readable or writable by group or others: chmod 600 it'),
     });
     database = await prepareDatabase(config, logger);
     if (config.redisUrl) {

@@ -1,8 +1,10 @@
 import { PGlite } from '@electric-sql/pglite';
+import { chmodSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import { Pool } from 'pg';
-import { lockDataDir } from './data-dir-lock';
+import { LOCK_FILE, lockDataDir } from './data-dir-lock';
 import type { Database } from './schema';
 
 export type DB = Kysely<Database>;
@@ -22,6 +24,82 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** Upper bound on connecting to PostgreSQL, so a dead server answers 503 instead of hanging. */
   connectTimeoutMs?: number;
+  /**
+   * A PGlite data directory tarball (`dumpDataDir()`) to start from instead of an empty
+   * database, when `dataDir` holds none yet: the tests start each database from one copy
+   * migrated once per run, instead of running initdb and every migration again.
+   */
+  loadDataDir?: Blob;
+  /** Told when `dataDir` was open to group or others and has been made the owner's alone (server.ts logs it). */
+  onTightened?: (tightened: DataDirTightened) => void;
+}
+
+/** What {@link openDatabase} changed to make an embedded database folder private. */
+export interface DataDirTightened {
+  dataDir: string;
+  /** The folder's permission bits before (e.g. 0o755). */
+  previousMode: number;
+  /** Files and folders inside it that were open to group or others. */
+  files: number;
+}
+
+/** Permission bits for group and others. */
+const GROUP_OR_OTHER = 0o077;
+
+/**
+ * Makes an embedded database folder its owner's alone, as PostgreSQL demands of its own data
+ * folder: the write-ahead log and the tables hold every email and password hash. Earlier
+ * versions left it 0755 with files 0644 (the usual umask); those are tightened. A folder
+ * holding anything else than a database (DATA_DIR naming the wrong one) is left as it is.
+ */
+function tightenDataDir(dataDir: string): DataDirTightened | undefined {
+  const names = readdirSync(dataDir);
+  if (!names.includes('PG_VERSION') && !names.every((name) => name.startsWith(LOCK_FILE))) return undefined;
+  const previousMode = statSync(dataDir).mode & 0o777;
+  if (previousMode & GROUP_OR_OTHER) chmodSync(dataDir, 0o700);
+  let files = 0;
+  for (const entry of readdirSync(dataDir, { recursive: true })) {
+    const file = path.join(dataDir, String(entry));
+    const stats = lstatSync(file);
+    // chmod follows links: a link's target is not ours to change.
+    if (stats.isSymbolicLink() || !(stats.mode & GROUP_OR_OTHER)) continue;
+    chmodSync(file, stats.mode & 0o700);
+    files++;
+  }
+  return previousMode & GROUP_OR_OTHER || files > 0 ? { dataDir, previousMode, files } : undefined;
+}
+
+let privateUmaskHolders = 0;
+let umaskBefore: number | undefined;
+
+/**
+ * PGlite creates its files with the process umask (0644 under the usual 022), and keeps
+ * creating them while it runs (new write-ahead log segments, tables); PostgreSQL itself runs
+ * under umask 077. Held while an embedded database is open on disk; returns the release.
+ */
+function holdPrivateUmask(): () => void {
+  if (privateUmaskHolders === 0) {
+    try {
+      const before = process.umask(0o077);
+      // Stricter still if the operator's was.
+      process.umask(before | 0o077);
+      umaskBefore = before;
+    } catch {
+      // Worker threads cannot change the umask; the folder's 0700 still keeps others out.
+      return () => undefined;
+    }
+  }
+  privateUmaskHolders++;
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    privateUmaskHolders--;
+    if (privateUmaskHolders === 0 && umaskBefore !== undefined) {
+      process.umask(umaskBefore);
+      umaskBefore = undefined;
+    }
+  };
 }
 
 /**
@@ -35,11 +113,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       max: 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       idleTimeoutMillis: 30_000,
-      // A statement that runs this long is a bug or a lock pile-up; fail it rather than hold the request.
+      // A statement that runs this long is a bug or a lock pile-up; fail it (503) rather than hold the
+      // request. connectionTimeoutMillis bounds both connecting and waiting for a free pooled client.
       statement_timeout: 10_000,
     });
     // An idle client losing its connection must not crash the process; the next query reports it.
     pool.on('error', () => undefined);
+    // Nor a client losing it while checked out: pg then emits 'error' on the client, which the
+    // pool listens to only while the client is idle, so a network cut during a query would be an
+    // uncaught exception. The query in flight fails with the error all the same, and the pool
+    // drops the client when it is released.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     return {
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
       kind: 'postgres',
@@ -50,11 +134,20 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     };
   }
   const dataDir = options.dataDir ?? 'memory://';
-  const unlock = dataDir.includes('://') ? () => undefined : lockDataDir(dataDir);
+  const onDisk = !dataDir.includes('://');
+  // The lock creates a missing folder, 0700.
+  const unlock = onDisk ? lockDataDir(dataDir) : () => undefined;
+  let releaseUmask: () => void = () => undefined;
   let pglite: PGlite;
   try {
-    pglite = await PGlite.create(dataDir);
+    if (onDisk) {
+      const tightened = tightenDataDir(dataDir);
+      if (tightened) options.onTightened?.(tightened);
+      releaseUmask = holdPrivateUmask();
+    }
+    pglite = await PGlite.create(dataDir, options.loadDataDir ? { loadDataDir: options.loadDataDir } : {});
   } catch (error) {
+    releaseUmask();
     unlock();
     throw error;
   }
@@ -64,34 +157,75 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     kind: 'pglite',
     poolStats: () => ({ total: 1, idle: 0, waiting: 0 }),
     close: async () => {
-      await db.destroy();
-      if (!pglite.closed) await pglite.close();
-      unlock();
+      try {
+        await db.destroy();
+        if (!pglite.closed) await pglite.close();
+      } finally {
+        releaseUmask();
+        unlock();
+      }
     },
   };
 }
 
-const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'EPIPE', 'EAI_AGAIN']);
+/** Socket errors: the database server cannot be reached, or the connection to it broke. */
+const UNAVAILABLE_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
+
+/**
+ * SQLSTATEs of a database that cannot serve now, whatever the query (PostgreSQL appendix A).
+ * Class 08 (connection exceptions) is matched by its prefix.
+ */
+const UNAVAILABLE_SQLSTATES = new Set([
+  '3D000', // invalid_catalog_name: the database does not exist (dropped, or not restored yet)
+  '53300', // too_many_connections
+  '57014', // query_canceled: statement_timeout, a lock pile-up or an overloaded server
+  '57P01', // admin_shutdown: "terminating connection due to administrator command"
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up, shutting down, in recovery
+  '57P04', // database_dropped
+  '57P05', // idle_session_timeout
+]);
+
+/** Errors without a code: pg's connection and pool failures, a closed PGlite, a destroyed Kysely driver. */
+const UNAVAILABLE_MESSAGE =
+  /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|^PGlite is clos(?:ed|ing)$|^driver has already been destroyed$/;
 
 /**
  * Whether an error means the database cannot be reached (answer 503) rather than a bug (500).
- * SQLSTATE class 08 is connection exceptions; 57P0x is the server shutting down or starting;
- * 53300 is too many connections.
+ * Besides the codes above, any error of severity FATAL or PANIC: the server ended the session,
+ * as when it refuses a connection ("database … is not currently accepting connections" is
+ * 55000, a code that otherwise means a bug).
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   // Duck-typed, not `instanceof Error`: socket errors may come from another realm (Jest's
   // VM sandbox, worker threads), where that check is false for a perfectly real Error.
   if (typeof error !== 'object' || error === null) return false;
-  const { code, errors, message } = error as { code?: unknown; errors?: unknown; message?: unknown };
-  if (typeof code === 'string') {
-    if (UNAVAILABLE_ERRNOS.has(code) || code.startsWith('08') || /^57P0[1-4]$/.test(code) || code === '53300') return true;
-  }
+  const { code, severity, errors, message } = error as { code?: unknown; severity?: unknown; errors?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNAVAILABLE_ERRNOS.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) return true;
+  if (severity === 'FATAL' || severity === 'PANIC') return true;
   // AggregateError: Node tried several addresses (IPv4 and IPv6) and each failed.
   if (Array.isArray(errors)) return errors.some(isDatabaseUnavailable);
-  return (
-    typeof message === 'string' &&
-    /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)
-  );
+  return typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message);
+}
+
+/**
+ * Whether an error was reported by the database server (it carries a SQLSTATE and a
+ * severity). Its message may quote SQL or the data in it, so no response repeats it.
+ */
+export function isDatabaseError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string';
 }
 
 /** The constraint a unique violation (SQLSTATE 23505) broke, if this error is one. */

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { isDatabaseUnavailable } from '../db/database';
+import { isDatabaseError, isDatabaseUnavailable } from '../db/database';
 import { bodyParserProblem } from './json-body';
 import { AppError, type BearerChallenge, toProblemBody } from './problem';
 
@@ -15,8 +15,10 @@ function toAppError(error: unknown, exposeDetails: boolean): AppError {
   if (isDatabaseUnavailable(error)) {
     return new AppError('UNAVAILABLE', { retryAfter: UNAVAILABLE_RETRY_AFTER_SECONDS, cause: error });
   }
-  // Outside production a developer sees the error's name and message; never a stack or SQL.
-  const detail = exposeDetails && error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 300) : undefined;
+  // Outside production a developer sees the error's name and message; never a stack or SQL
+  // (a database error's message may quote either: it goes to the log only).
+  const detail =
+    exposeDetails && error instanceof Error && !isDatabaseError(error) ? `${error.name}: ${error.message}`.slice(0, 300) : undefined;
   return new AppError('INTERNAL', { detail, cause: error });
 }
 

@@ -193,6 +193,23 @@ export interface LoadKeysOptions {
   /** Development only: generate a key into an empty KEYS_DIR instead of failing. */
   generateIfMissing: boolean;
   onGenerated?: (kid: string, file: string) => void;
+  /**
+   * Told of each private key file in `keysDir` that group or others may read or replace (mode
+   * given, e.g. 0o644): whoever reads it can mint tokens. It names the file; never its content.
+   */
+  onInsecureFile?: (file: string, mode: number) => void;
+}
+
+/** Permission bits for group and others: a private key is for its owner alone (as OpenSSH holds too). */
+const GROUP_OR_OTHER = 0o077;
+
+async function reportInsecureKeyFiles(dir: string, names: readonly string[], report: (file: string, mode: number) => void): Promise<void> {
+  for (const name of names.filter((n) => n.endsWith(PRIVATE_SUFFIX))) {
+    const file = path.join(dir, name);
+    // stat, not lstat: a mounted secret is often a link, and its target's mode is what counts.
+    const mode = (await fs.stat(file)).mode & 0o777;
+    if (mode & GROUP_OR_OTHER) report(file, mode);
+  }
 }
 
 /** Loads the key store for the service, generating a development key when allowed and needed. */
@@ -203,6 +220,13 @@ export async function loadKeyStore(options: LoadKeysOptions): Promise<KeyStore> 
     const { kid, privateFile } = await writeNewKeyPair(options.keysDir);
     options.onGenerated?.(kid, privateFile);
     files = await readKeyFiles(options.keysDir);
+  }
+  if (options.onInsecureFile) {
+    await reportInsecureKeyFiles(
+      options.keysDir,
+      files.map((f) => f.name),
+      options.onInsecureFile,
+    );
   }
   return buildKeyStore(files, options.jwtPrivateKey);
 }
