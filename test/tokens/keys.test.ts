@@ -1,4 +1,6 @@
 import { createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import type * as NodeCrypto from 'node:crypto';
+import type * as NodeUtil from 'node:util';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -193,8 +195,8 @@ describe('writeNewKeyPair', () => {
     // so key generation is pinned to one pair for this test.
     await jest.isolateModulesAsync(async () => {
       jest.doMock('node:crypto', () => {
-        const actual = jest.requireActual<typeof import('node:crypto')>('node:crypto');
-        const { promisify } = jest.requireActual<typeof import('node:util')>('node:util');
+        const actual = jest.requireActual<typeof NodeCrypto>('node:crypto');
+        const { promisify } = jest.requireActual<typeof NodeUtil>('node:util');
         const pinned = () => undefined;
         Object.defineProperty(pinned, promisify.custom, {
           value: async () => ({ privateKey: older.privateKey, publicKey: createPublicKey(older.privateKey) }),
