@@ -1,11 +1,23 @@
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
+  // Jest's node environment that also stops the intervals and observers a file leaves running.
+  testEnvironment: '<rootDir>/test/setup/environment.ts',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  // Type checking is `tsc --noEmit` in `npm test`; here we only strip types, which is fast.
-  transform: { '^.+\\.ts$': 'ts-jest' },
+  // Type checking is `tsc --noEmit` in `npm test`; here swc only strips types, file by file
+  // (tsconfig has isolatedModules), several times faster than ts-jest on a cold cache.
+  // The options match tsconfig.json: ES2022 classes (define semantics), CommonJS.
+  transform: {
+    '^.+\\.ts$': [
+      '@swc/jest',
+      {
+        jsc: { parser: { syntax: 'typescript' }, target: 'es2022', transform: { useDefineForClassFields: true } },
+        module: { type: 'commonjs' },
+      },
+    ],
+  },
   globalSetup: '<rootDir>/test/setup/global-setup.ts',
+  globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
   testTimeout: 30000,
   // Jest's default is one worker fewer than the cores: on a 2-core machine, a single worker.
   // The suites spend much of their time waiting on databases and child processes, so two overlap well.

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { normalizeEmail } from '../src/auth/auth.service';
+import dotenv from 'dotenv';
+import { normalizeEmail } from '../src/users/user.repository';
 import { type Config, ConfigError, loadConfig } from '../src/config';
 import { type DatabaseHandle, isDatabaseUnavailable, openDatabase } from '../src/db/database';
 import { KeyError } from '../src/tokens/keys';
@@ -11,6 +12,43 @@ import { DataDirInUseError } from '../src/db/data-dir-lock';
  */
 export class CliError extends Error {
   override readonly name = 'CliError';
+}
+
+/** Where a script writes text: the process's stdout or stderr, or a test's buffer. */
+export interface Output {
+  write(text: string): unknown;
+}
+
+/**
+ * What a script takes from outside besides its arguments. Run from the command line
+ * ({@link runMain}), these are the process's own; a test passes its own and reads what was written.
+ */
+export interface ScriptIo {
+  /** The variables the configuration is read from: process.env, with `.env` loaded, from the command line. */
+  env: NodeJS.ProcessEnv;
+  stdout: Output;
+  stderr: Output;
+  /**
+   * Opens the database the configuration names. By default, what the server opens:
+   * DATABASE_URL, else the embedded database under DATA_DIR. A caller that already holds
+   * the database (a test, on an in-memory one) hands it over here; it is closed after use.
+   */
+  openDatabase?: (config: Config) => Promise<DatabaseHandle>;
+}
+
+/** A script's entry point: the arguments after the script's name in, the exit code out. */
+export type ScriptMain = (argv: string[], io: ScriptIo) => Promise<number>;
+
+/** The process's own environment and streams. */
+export function processIo(): ScriptIo {
+  return { env: process.env, stdout: process.stdout, stderr: process.stderr };
+}
+
+/** Writes whole lines to `out`, as console.log does with one string. */
+export function lineWriter(out: Output): (line: string) => void {
+  return (line) => {
+    out.write(`${line}\n`);
+  };
 }
 
 /** What a script accepts, and the help text `--help` prints. */
@@ -57,11 +95,12 @@ function attachDashedValues(argv: string[], options: NonNullable<ParseArgsConfig
 
 /**
  * Parses the command line strictly (an unknown option is an error, not ignored) and answers
- * `--help` itself: prints the help and exits 0. Returns undefined in that case.
+ * `--help` itself: prints the help to `stdout` and exits 0. Returns undefined in that case.
  */
 export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options']>>(
   spec: CommandSpec<O>,
   argv: string[] = process.argv.slice(2),
+  stdout: Output = process.stdout,
 ): ParsedArgs<O> | undefined {
   let parsed: ParsedArgs<O>;
   try {
@@ -77,7 +116,7 @@ export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options'
     throw new CliError(`${message.replace(/\.$/, '')}; see --help`);
   }
   if ((parsed.values as { help?: boolean }).help) {
-    process.stdout.write(spec.help.trim() + '\n');
+    stdout.write(spec.help.trim() + '\n');
     return undefined;
   }
   if (parsed.positionals.length > (spec.maxPositionals ?? 0)) {
@@ -87,17 +126,19 @@ export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options'
 }
 
 /** The service's configuration, read exactly as the server reads it (`.env` included by the caller). */
-export function loadScriptConfig(): Config {
-  return loadConfig();
+export function loadScriptConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return loadConfig(env);
 }
 
 /**
  * Opens the database the server would open (DATABASE_URL, else the embedded one under
- * DATA_DIR), runs `work`, and always closes it: an open pool would keep the process alive,
- * and PGlite must be closed to leave its files consistent.
+ * DATA_DIR), or the one `io` hands over, runs `work`, and always closes it: an open pool
+ * would keep the process alive, and PGlite must be closed to leave its files consistent.
  */
-export async function withDatabase<T>(config: Config, work: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
-  const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+export async function withDatabase<T>(config: Config, io: ScriptIo, work: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
+  const handle = io.openDatabase
+    ? await io.openDatabase(config)
+    : await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   try {
     return await work(handle);
   } finally {
@@ -120,15 +161,50 @@ function describe(error: unknown): string {
 }
 
 /**
- * Runs a script's main function: on failure prints one line to stderr (`name: message`) and
- * sets exit code 1. The process then exits by itself once everything is closed; nothing
+ * Runs a command's work: on failure writes one line to stderr (`name: message`) and resolves
+ * with exit code 1, else 0.
+ */
+export async function runCommand(name: string, io: Pick<ScriptIo, 'stderr'>, work: () => Promise<void>): Promise<number> {
+  try {
+    await work();
+    return 0;
+  } catch (error) {
+    const message = isExpected(error) ? error.message : describe(error);
+    io.stderr.write(`${name}: ${message.split('\n')[0]}\n`);
+    return 1;
+  }
+}
+
+/**
+ * What a script does when its file is run directly (`npm run …`, `tsx scripts/….ts`): reads
+ * `.env` into process.env, runs `main` on the command line and the process's streams, and
+ * sets the exit code. The process then exits by itself once everything is closed; nothing
  * forces it, so output is never cut short.
  */
+export function runMain(main: ScriptMain): void {
+  // Exactly what `import 'dotenv/config'` does (quiet unless DOTENV_QUIET says otherwise;
+  // dotenv parses that text itself), but here rather than at import time: a test importing
+  // the script must not have .env poured into its process.
+  const quiet = process.env.DOTENV_QUIET ?? process.env.DOTENV_CONFIG_QUIET;
+  dotenv.config({ quiet: (quiet ?? true) as boolean });
+  void main(process.argv.slice(2), processIo()).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`${describe(error).split('\n')[0]}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+/**
+ * Runs a script's work on the process's own streams: on failure prints one line to stderr
+ * (`name: message`) and sets exit code 1. For scripts without a `main(argv, io)` (bench).
+ */
 export function runScript(name: string, main: () => Promise<void>): void {
-  main().catch((error: unknown) => {
-    const message = isExpected(error) ? error.message : describe(error);
-    process.stderr.write(`${name}: ${message.split('\n')[0]}\n`);
-    process.exitCode = 1;
+  void runCommand(name, processIo(), main).then((code) => {
+    if (code !== 0) process.exitCode = code;
   });
 }
 
@@ -136,8 +212,13 @@ export function runScript(name: string, main: () => Promise<void>): void {
  * `--email E --role R`, as user:grant and user:revoke take them: the email normalised as the
  * service stores it. Undefined when `--help` was answered.
  */
-export function parseEmailAndRole(name: string, help: string): { email: string; role: string } | undefined {
-  const args = parseCommandLine({ name, help, options: { email: { type: 'string' }, role: { type: 'string' } } });
+export function parseEmailAndRole(
+  name: string,
+  help: string,
+  argv: string[] = process.argv.slice(2),
+  stdout: Output = process.stdout,
+): { email: string; role: string } | undefined {
+  const args = parseCommandLine({ name, help, options: { email: { type: 'string' }, role: { type: 'string' } } }, argv, stdout);
   if (!args) return undefined;
   const email = args.values.email === undefined ? undefined : normalizeEmail(args.values.email);
   const role = args.values.role?.trim();

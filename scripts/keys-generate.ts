@@ -1,7 +1,6 @@
-import 'dotenv/config';
 import path from 'node:path';
 import { writeNewKeyPair } from '../src/tokens/keys';
-import { loadScriptConfig, parseCommandLine, runScript } from './cli';
+import { lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 const HELP = `
 Usage: npm run keys:generate
@@ -17,16 +16,24 @@ Options:
   -h, --help   print this help
 `;
 
-runScript('keys:generate', async () => {
-  const args = parseCommandLine({ name: 'keys:generate', help: HELP, options: {} });
+/** `keys:generate`: the command line's arguments in, the exit code out. */
+export function main(argv: string[], io: ScriptIo): Promise<number> {
+  return runCommand('keys:generate', io, () => generate(argv, io));
+}
+
+async function generate(argv: string[], io: ScriptIo): Promise<void> {
+  const args = parseCommandLine({ name: 'keys:generate', help: HELP, options: {} }, argv, io.stdout);
   if (!args) return;
 
-  const config = loadScriptConfig();
+  const config = loadScriptConfig(io.env);
+  const print = lineWriter(io.stdout);
   const { kid, privateFile, publicFile } = await writeNewKeyPair(config.keysDir);
-  console.log(`generated a new signing key in ${path.resolve(config.keysDir)}`);
-  console.log(`  kid          ${kid}`);
-  console.log(`  private key  ${privateFile}`);
-  console.log(`  public key   ${publicFile}`);
-  console.log('Restart the server to sign with it: keys are loaded at start-up and the newest one signs.');
-  console.log('Older keys stay published in the JWKS until you retire them with `npm run keys:retire -- --kid <kid>` (wait at least ACCESS_TOKEN_TTL).');
-});
+  print(`generated a new signing key in ${path.resolve(config.keysDir)}`);
+  print(`  kid          ${kid}`);
+  print(`  private key  ${privateFile}`);
+  print(`  public key   ${publicFile}`);
+  print('Restart the server to sign with it: keys are loaded at start-up and the newest one signs.');
+  print('Older keys stay published in the JWKS until you retire them with `npm run keys:retire -- --kid <kid>` (wait at least ACCESS_TOKEN_TTL).');
+}
+
+if (require.main === module) runMain(main);

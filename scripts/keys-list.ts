@@ -1,7 +1,6 @@
-import 'dotenv/config';
 import path from 'node:path';
 import { buildKeyStore, readKeyFiles } from '../src/tokens/keys';
-import { CliError, loadScriptConfig, parseCommandLine, runScript } from './cli';
+import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 const HELP = `
 Usage: npm run keys:list
@@ -25,11 +24,17 @@ function formatCreated(date: Date | undefined): string {
   return date ? date.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-';
 }
 
-runScript('keys:list', async () => {
-  const args = parseCommandLine({ name: 'keys:list', help: HELP, options: {} });
+/** `keys:list`: the command line's arguments in, the exit code out. */
+export function main(argv: string[], io: ScriptIo): Promise<number> {
+  return runCommand('keys:list', io, () => list(argv, io));
+}
+
+async function list(argv: string[], io: ScriptIo): Promise<void> {
+  const args = parseCommandLine({ name: 'keys:list', help: HELP, options: {} }, argv, io.stdout);
   if (!args) return;
 
-  const config = loadScriptConfig();
+  const config = loadScriptConfig(io.env);
+  const print = lineWriter(io.stdout);
   const keysDir = path.resolve(config.keysDir);
   const files = await readKeyFiles(keysDir);
   if (files.length === 0 && config.jwtPrivateKey === undefined) {
@@ -49,8 +54,10 @@ runScript('keys:list', async () => {
       .join('  ')
       .trimEnd();
 
-  console.log(`keys in ${keysDir}${config.jwtPrivateKey === undefined ? '' : ' (JWT_PRIVATE_KEY signs)'}:`);
-  console.log(line(header));
-  for (const row of rows) console.log(line(row));
-  console.log(`${rows.length} published; the running server holds the keys it read at its start.`);
-});
+  print(`keys in ${keysDir}${config.jwtPrivateKey === undefined ? '' : ' (JWT_PRIVATE_KEY signs)'}:`);
+  print(line(header));
+  for (const row of rows) print(line(row));
+  print(`${rows.length} published; the running server holds the keys it read at its start.`);
+}
+
+if (require.main === module) runMain(main);

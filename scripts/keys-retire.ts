@@ -1,8 +1,7 @@
-import 'dotenv/config';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildKeyStore, filesOfKid, readKeyFiles } from '../src/tokens/keys';
-import { CliError, loadScriptConfig, parseCommandLine, runScript } from './cli';
+import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 /** Below KEYS_DIR; the server reads only the folder's top level, so keys here are not published. */
 const RETIRED_DIR = 'retired';
@@ -33,13 +32,18 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-runScript('keys:retire', async () => {
-  const args = parseCommandLine({ name: 'keys:retire', help: HELP, options: { kid: { type: 'string' } } });
+/** `keys:retire --kid <kid>`: the command line's arguments in, the exit code out. */
+export function main(argv: string[], io: ScriptIo): Promise<number> {
+  return runCommand('keys:retire', io, () => retire(argv, io));
+}
+
+async function retire(argv: string[], io: ScriptIo): Promise<void> {
+  const args = parseCommandLine({ name: 'keys:retire', help: HELP, options: { kid: { type: 'string' } } }, argv, io.stdout);
   if (!args) return;
   const kid = args.values.kid?.trim();
   if (!kid) throw new CliError('--kid is required; see --help (npm run keys:list shows the kids)');
 
-  const config = loadScriptConfig();
+  const config = loadScriptConfig(io.env);
   const keysDir = path.resolve(config.keysDir);
   const files = await readKeyFiles(keysDir);
   if (files.length === 0) throw new CliError(`no keys in KEYS_DIR (${keysDir})`);
@@ -59,8 +63,11 @@ runScript('keys:retire', async () => {
   }
   for (const name of names) await fs.rename(path.join(keysDir, name), path.join(retiredDir, name));
 
-  console.log(`retired key ${kid}: moved to ${retiredDir}`);
-  for (const name of names) console.log(`  ${name}`);
-  console.log('Restart the server (every instance) to stop publishing it: keys are read at start-up.');
-  console.log(`To undo, move the files back into ${keysDir} and restart.`);
-});
+  const print = lineWriter(io.stdout);
+  print(`retired key ${kid}: moved to ${retiredDir}`);
+  for (const name of names) print(`  ${name}`);
+  print('Restart the server (every instance) to stop publishing it: keys are read at start-up.');
+  print(`To undo, move the files back into ${keysDir} and restart.`);
+}
+
+if (require.main === module) runMain(main);

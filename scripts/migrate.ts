@@ -1,6 +1,5 @@
-import 'dotenv/config';
 import { migrateDown, migrateToLatest, migrationStatus } from '../src/db/migrator';
-import { CliError, loadScriptConfig, parseCommandLine, runScript, withDatabase } from './cli';
+import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo, withDatabase } from './cli';
 
 const HELP = `
 Usage: npm run migrate            (apply every pending migration)
@@ -29,34 +28,42 @@ function target(databaseUrl: string | undefined, dataDir: string): string {
   return `PostgreSQL ${url.hostname}${url.port ? `:${url.port}` : ''}${url.pathname}`;
 }
 
-runScript('migrate', async () => {
-  const args = parseCommandLine({ name: 'migrate', help: HELP, options: {}, maxPositionals: 1 });
+/** `migrate up|down|status`: the command line's arguments in, the exit code out. */
+export function main(argv: string[], io: ScriptIo): Promise<number> {
+  return runCommand('migrate', io, () => migrate(argv, io));
+}
+
+async function migrate(argv: string[], io: ScriptIo): Promise<void> {
+  const args = parseCommandLine({ name: 'migrate', help: HELP, options: {}, maxPositionals: 1 }, argv, io.stdout);
   if (!args) return;
   const command = args.positionals[0];
   if (!isCommand(command)) {
     throw new CliError(command === undefined ? 'say up, down or status; see --help' : `unknown command "${command}": say up, down or status`);
   }
 
-  const config = loadScriptConfig();
-  console.log(`migrate ${command}: ${target(config.databaseUrl, config.dataDir)}`);
-  await withDatabase(config, async ({ db }) => {
+  const config = loadScriptConfig(io.env);
+  const print = lineWriter(io.stdout);
+  print(`migrate ${command}: ${target(config.databaseUrl, config.dataDir)}`);
+  await withDatabase(config, io, async ({ db }) => {
     if (command === 'up') {
       const applied = await migrateToLatest(db);
-      if (applied.length === 0) console.log('nothing to migrate: the database is up to date');
-      for (const name of applied) console.log(`applied ${name}`);
+      if (applied.length === 0) print('nothing to migrate: the database is up to date');
+      for (const name of applied) print(`applied ${name}`);
     } else if (command === 'down') {
       const reverted = await migrateDown(db);
-      if (reverted.length === 0) console.log('nothing to revert: no migration is applied');
-      for (const name of reverted) console.log(`reverted ${name}`);
+      if (reverted.length === 0) print('nothing to revert: no migration is applied');
+      for (const name of reverted) print(`reverted ${name}`);
     } else {
       const migrations = await migrationStatus(db);
       const width = Math.max('migration'.length, ...migrations.map((m) => m.name.length));
-      console.log(`${'migration'.padEnd(width)}  applied at`);
+      print(`${'migration'.padEnd(width)}  applied at`);
       for (const migration of migrations) {
-        console.log(`${migration.name.padEnd(width)}  ${migration.executedAt ? migration.executedAt.toISOString() : 'pending'}`);
+        print(`${migration.name.padEnd(width)}  ${migration.executedAt ? migration.executedAt.toISOString() : 'pending'}`);
       }
       const pending = migrations.filter((m) => !m.executedAt).length;
-      console.log(pending === 0 ? 'up to date' : `${pending} pending: run \`npm run migrate\``);
+      print(pending === 0 ? 'up to date' : `${pending} pending: run \`npm run migrate\``);
     }
   });
-});
+}
+
+if (require.main === module) runMain(main);

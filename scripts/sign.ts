@@ -1,6 +1,5 @@
-import 'dotenv/config';
 import { signRequest } from '../src/signature/signer';
-import { CliError, loadScriptConfig, parseCommandLine, runScript } from './cli';
+import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 const HELP = `
 Usage: npm run -s sign -- METHOD PATH [BODY] [--client ID]
@@ -20,14 +19,19 @@ Options:
   -h, --help   print this help
 `;
 
-runScript('sign', async () => {
-  const args = parseCommandLine({ name: 'sign', help: HELP, options: { client: { type: 'string' } }, maxPositionals: 3 });
+/** `sign METHOD PATH [BODY] [--client ID]`: the command line's arguments in, the exit code out. */
+export function main(argv: string[], io: ScriptIo): Promise<number> {
+  return runCommand('sign', io, () => sign(argv, io));
+}
+
+async function sign(argv: string[], io: ScriptIo): Promise<void> {
+  const args = parseCommandLine({ name: 'sign', help: HELP, options: { client: { type: 'string' } }, maxPositionals: 3 }, argv, io.stdout);
   if (!args) return;
   const [method, path, body] = args.positionals;
   if (!method || !path) throw new CliError('METHOD and PATH are required; see --help');
   if (!path.startsWith('/')) throw new CliError(`PATH must start with "/" (got "${path}")`);
 
-  const { hmacClients } = loadScriptConfig();
+  const { hmacClients } = loadScriptConfig(io.env);
   const clientId = args.values.client ?? hmacClients.keys().next().value;
   if (clientId === undefined) throw new CliError('HMAC_CLIENTS is empty: set it to clientId:secret (the secret at least 32 characters)');
   const secret = hmacClients.get(clientId);
@@ -35,5 +39,8 @@ runScript('sign', async () => {
 
   const headers = signRequest({ clientId, secret, method, path, body });
   // Name:value without a space: the values never contain one, so the shell splits them safely.
-  for (const [name, value] of Object.entries(headers)) console.log(`-H ${name}:${value}`);
-});
+  const print = lineWriter(io.stdout);
+  for (const [name, value] of Object.entries(headers)) print(`-H ${name}:${value}`);
+}
+
+if (require.main === module) runMain(main);

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createClient, type GatehouseError, memoryStorage, type Tokens, type TokenStorage } from '../../src/client/client';
+import { type AppServer, startAppServer } from '../helpers/app-server';
 import { GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
-import { type GatehouseProcess, startGatehouse } from '../helpers/server-process';
 
-// gatehouse/client against a real Gatehouse in a child process that requires signatures:
-// every call below succeeding is proof it was signed.
+// gatehouse/client against a real Gatehouse listening on a port (in this process) that
+// requires signatures: every call below succeeding is proof it was signed.
 
 const CLIENT_ID = 'test-app';
 const SECRET = randomBytes(24).toString('base64url');
@@ -12,12 +12,12 @@ const SECRET = randomBytes(24).toString('base64url');
 const ACCESS_TOKEN_TTL = 2;
 const SERVER_LEEWAY_SECONDS = 30;
 
-let gatehouse: GatehouseProcess;
+let gatehouse: AppServer;
 /** The sessions of the "after expiry" tests, begun first so that their wait overlaps the other tests. */
 let expiring: Promise<ExpiringSessions>;
 
 beforeAll(async () => {
-  gatehouse = await startGatehouse({ HMAC_MODE: 'required', HMAC_CLIENTS: `${CLIENT_ID}:${SECRET}`, ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL) });
+  gatehouse = await startAppServer({ HMAC_MODE: 'required', HMAC_CLIENTS: `${CLIENT_ID}:${SECRET}`, ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL) });
   expiring = beginExpiringSessions();
   // Its failure is reported by the tests that await it.
   expiring.catch(() => undefined);
@@ -184,7 +184,7 @@ interface ExpiringSessions {
   live: ReturnType<typeof newClient>;
   liveTokensBefore: Tokens;
   revoked: ReturnType<typeof newClient>;
-  /** When Gatehouse stops accepting either access token (ms). */
+  /** When, by Gatehouse's clock, it stops accepting either access token (ms). */
   expiredAt: number;
 }
 
@@ -209,9 +209,8 @@ async function beginExpiringSessions(): Promise<ExpiringSessions> {
   };
 }
 
-// Gatehouse's own routes accept an access token up to 30 s past its `exp`, and a separate
-// process's clock cannot be moved, so these tests wait for that, once for both; each has its
-// own user.
+// Gatehouse's own routes accept an access token up to 30 s past its `exp`: rather than wait
+// for that, these tests move Gatehouse's clock past it, once for both; each has its own user.
 describe('calls after the access token expired', () => {
   let live: ExpiringSessions['live'];
   let liveTokensBefore: Tokens;
@@ -220,7 +219,7 @@ describe('calls after the access token expired', () => {
   beforeAll(async () => {
     const sessions = await expiring;
     ({ live, liveTokensBefore, revoked } = sessions);
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, sessions.expiredAt - Date.now()) + 300));
+    gatehouse.clock.advance((Math.max(0, sessions.expiredAt - gatehouse.clock.now().getTime()) + 300) / 1000);
   }, 60_000);
 
   it('when twenty me() calls run at once, then one refresh serves them and all succeed', async () => {

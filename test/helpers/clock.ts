@@ -19,3 +19,23 @@ export function createTestClock(start: Date = new Date()): TestClock {
     },
   };
 }
+
+export interface RunningClock {
+  now: Clock;
+  /** Moves this clock ahead of real time (it keeps running from there). */
+  advance(seconds: number): void;
+}
+
+/**
+ * A clock that runs with real time, as a server's does, and that a test can move ahead: to
+ * be past an expiry without waiting for it.
+ */
+export function createRunningClock(): RunningClock {
+  let offsetMs = 0;
+  return {
+    now: () => new Date(Date.now() + offsetMs),
+    advance: (seconds) => {
+      offsetMs += seconds * 1000;
+    },
+  };
+}

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import type { ScriptIo, ScriptMain } from '../../scripts/cli';
+import type { DatabaseHandle } from '../../src/db/database';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -9,8 +11,12 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs `scripts/<script>` as an operator would, in a child process; resolves with its exit code and output. */
-export function runScript(script: string, args: string[], env: Record<string, string>): Promise<Run> {
+/**
+ * Runs `scripts/<script>` as an operator would, in a child process; resolves with its exit code
+ * and output. A second or two per run: keep it to one smoke test per script, proving the
+ * wiring from the command line, and run the rest in-process with {@link runInProcess}.
+ */
+export function runScript(script: ScriptName, args: string[], env: Record<string, string>): Promise<Run> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
@@ -27,3 +33,45 @@ export function runScript(script: string, args: string[], env: Record<string, st
   });
 }
 
+/** The operator scripts with a `main(argv, io)`, each loaded when first run. */
+const SCRIPTS = {
+  'keys-generate.ts': () => import('../../scripts/keys-generate'),
+  'keys-list.ts': () => import('../../scripts/keys-list'),
+  'keys-retire.ts': () => import('../../scripts/keys-retire'),
+  'migrate.ts': () => import('../../scripts/migrate'),
+  'prune.ts': () => import('../../scripts/prune'),
+  'sign.ts': () => import('../../scripts/sign'),
+  'user-grant.ts': () => import('../../scripts/user-grant'),
+  'user-revoke.ts': () => import('../../scripts/user-revoke'),
+} satisfies Record<string, () => Promise<{ main: ScriptMain }>>;
+
+export type ScriptName = keyof typeof SCRIPTS;
+
+export interface InProcessOptions {
+  /**
+   * The database the script works on, instead of opening DATABASE_URL or DATA_DIR itself
+   * (an in-memory PGlite exists in this process only). It is left open.
+   */
+  database?: DatabaseHandle;
+}
+
+/**
+ * Runs `scripts/<script>`'s `main(argv, io)` in this process, with what {@link runScript}
+ * gives the child process: this process's environment, LOG_LEVEL silent, then `env`; resolves
+ * with the exit code and what it wrote.
+ */
+export async function runInProcess(script: ScriptName, args: string[], env: Record<string, string>, options: InProcessOptions = {}): Promise<Run> {
+  const { main } = await SCRIPTS[script]();
+  let stdout = '';
+  let stderr = '';
+  const { database } = options;
+  const io: ScriptIo = {
+    env: { ...process.env, LOG_LEVEL: 'silent', ...env },
+    stdout: { write: (text: string) => (stdout += text) },
+    stderr: { write: (text: string) => (stderr += text) },
+    // The script closes what it opened; the test's database stays open for the test.
+    ...(database ? { openDatabase: () => Promise.resolve({ ...database, close: () => Promise.resolve() }) } : {}),
+  };
+  const code = await main(args, io);
+  return { code, stdout, stderr };
+}

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { thumbprint } from '../../src/tokens/keys';
+import { writePgliteDataDir } from './databases';
 
 const ROOT = path.resolve(__dirname, '../..');
 /** Bounds on start and stop, so a broken server fails the test instead of hanging it. */
@@ -55,7 +56,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Writes a 2048-bit key pair as `keys:generate` names it, stamped an hour ago so any key
  * generated during the test is newer: quicker than the 3072-bit key Gatehouse would make.
  */
-async function writeTestKey(dir: string): Promise<void> {
+export async function writeTestKey(dir: string): Promise<void> {
   const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
   const stamp = new Date(Date.now() - 3_600_000).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
   const base = path.join(dir, `${stamp}-${thumbprint(publicKey).slice(0, 8)}`);
@@ -75,6 +76,10 @@ function exited(child: ChildProcess): Promise<number | null> {
  * made here), and waits until /healthz answers. Call `dispose()` in afterAll; a process
  * left running is killed when the test process exits in any case.
  *
+ * The DATA_DIR holds a database that is initialised but not migrated (the run's template):
+ * the server migrates it at start-up as on a fresh clone, without initdb, which would take
+ * seconds and most of a gigabyte of memory beside the Jest workers.
+ *
  * Defaults: cheap bcrypt, warn-level logs, rate limits out of the way; `env` overrides them.
  */
 export async function startGatehouse(env: Record<string, string> = {}): Promise<GatehouseProcess> {
@@ -84,6 +89,7 @@ export async function startGatehouse(env: Record<string, string> = {}): Promise<
   const dataDir = env.DATA_DIR ?? path.join(tmp, 'data');
   const keysDir = env.KEYS_DIR ?? path.join(tmp, 'keys');
   if (env.KEYS_DIR === undefined) await writeTestKey(keysDir);
+  if (env.DATA_DIR === undefined) await writePgliteDataDir('empty', dataDir);
   const childEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,

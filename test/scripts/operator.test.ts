@@ -9,10 +9,11 @@ import { buildKeyStore, readKeyFiles, thumbprint } from '../../src/tokens/keys';
 import { registerUser, uniqueEmail } from '../helpers/factories';
 import { createHarness, type Harness } from '../helpers/harness';
 import { generateRsaPem } from '../helpers/keys';
-import { runScript } from '../helpers/scripts';
-import { createScratchDatabase } from '../helpers/databases';
+import { type Run, runInProcess, runScript, type ScriptName } from '../helpers/scripts';
+import { createScratchDatabase, openPgliteFrom } from '../helpers/databases';
 
-// Every test here starts `node` with tsx (a second or two), and PGlite in it (a few more).
+// The scripts run in-process through their main(argv, io); one test per script runs it as an
+// operator would, `node` with tsx in a child process (a second or two), to prove the wiring.
 jest.setTimeout(90_000);
 
 const DAY = 24 * 60 * 60;
@@ -34,17 +35,16 @@ const kidOf = (publicPem: string) => thumbprint(createPublicKey(publicPem));
 /**
  * A migrated database of its own for the scripts to work on: the real PostgreSQL when
  * DATABASE_URL is set (a new database on that server, so that whole-table work such as prune,
- * or counting admins, never meets another suite's rows), else an embedded one in a folder.
+ * or counting admins, never meets another suite's rows), else an embedded one in memory.
  */
 interface Target {
   kind: 'postgres' | 'pglite';
-  /** The environment a script needs to work on it. */
-  env: Record<string, string>;
-  open(): Promise<DatabaseHandle>;
+  /** The test's own connection to it, open until `dispose`. */
+  handle: DatabaseHandle;
+  /** Runs a script in-process on it: on PostgreSQL the script connects itself; the in-memory PGlite is handed over. */
+  run(script: ScriptName, args: string[]): Promise<Run>;
   dispose(): Promise<void>;
 }
-
-let pgliteTemplate: Promise<string> | undefined;
 
 async function createTarget(): Promise<Target> {
   const serverUrl = process.env.DATABASE_URL;
@@ -53,43 +53,28 @@ async function createTarget(): Promise<Target> {
     const databaseUrl = scratch.url;
     const handle = await openDatabase({ databaseUrl });
     await migrateToLatest(handle.db);
-    await handle.close();
     return {
       kind: 'postgres',
-      env: { DATABASE_URL: databaseUrl },
-      open: () => openDatabase({ databaseUrl }),
-      dispose: () => scratch.drop(),
+      handle,
+      run: (script, args) => runInProcess(script, args, { DATABASE_URL: databaseUrl }),
+      dispose: async () => {
+        await handle.close();
+        await scratch.drop();
+      },
     };
   }
-  // initdb and migrations take seconds: done once, then the folder is copied.
-  pgliteTemplate ??= (async () => {
-    const dir = await tempDir('template');
-    const handle = await openDatabase({ dataDir: dir });
-    await migrateToLatest(handle.db);
-    await handle.close();
-    return dir;
-  })();
-  const dataDir = await tempDir('data');
-  await fs.cp(await pgliteTemplate, dataDir, { recursive: true });
+  const handle = await openPgliteFrom('migrated');
   return {
     kind: 'pglite',
-    env: { DATABASE_URL: '', DATA_DIR: dataDir },
-    open: () => openDatabase({ dataDir }),
-    dispose: () => fs.rm(dataDir, { recursive: true, force: true }),
+    handle,
+    run: (script, args) => runInProcess(script, args, { DATABASE_URL: '' }, { database: handle }),
+    dispose: () => handle.close(),
   };
 }
 
-/**
- * Runs the app over the target and closes it again before a script runs: PGlite admits one
- * process at a time.
- */
+/** Runs the app over the target's database. */
 async function withApp<T>(target: Target, work: (h: Harness) => Promise<T>): Promise<T> {
-  const database = await target.open();
-  try {
-    return await work(await createHarness({ database }));
-  } finally {
-    await database.close();
-  }
+  return work(await createHarness({ database: target.handle }));
 }
 
 async function grantAdmin(h: Harness, userId: string): Promise<void> {
@@ -104,10 +89,19 @@ describe('operator scripts: command line', () => {
     unusedDataDir = path.join(keysDir, 'unused');
   });
 
-  it.each([['user-revoke.ts'], ['keys-list.ts'], ['keys-retire.ts'], ['prune.ts']])(
+  // The one run of user:revoke from the command line.
+  it('when user-revoke.ts is given --help, then it prints its usage and exits 0 without doing anything', async () => {
+    const run = await runScript('user-revoke.ts', ['--help'], { KEYS_DIR: keysDir, DATABASE_URL: '', DATA_DIR: unusedDataDir });
+
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^Usage: /);
+    expect(await fs.readdir(keysDir)).toEqual([]);
+  });
+
+  it.each([['keys-list.ts'], ['keys-retire.ts'], ['prune.ts']] as const)(
     'when %s is given --help, then it prints its usage and exits 0 without doing anything',
     async (script) => {
-      const run = await runScript(script, ['--help'], { KEYS_DIR: keysDir, DATABASE_URL: '', DATA_DIR: unusedDataDir });
+      const run = await runInProcess(script, ['--help'], { KEYS_DIR: keysDir, DATABASE_URL: '', DATA_DIR: unusedDataDir });
 
       expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
       expect(run.stdout).toMatch(/^Usage: /);
@@ -115,6 +109,7 @@ describe('operator scripts: command line', () => {
     },
   );
 
+  // The one run of prune from the command line.
   it('when prune is given a batch size of 0, then it names the option and exits non-zero before opening the database', async () => {
     const run = await runScript('prune.ts', ['--batch-size', '0'], { DATABASE_URL: '', DATA_DIR: unusedDataDir });
 
@@ -156,6 +151,7 @@ describe('keys:list and keys:retire', () => {
     return rows;
   }
 
+  // The one run of keys:list from the command line.
   it('when KEYS_DIR holds two keys, then keys:list shows both with their creation time and marks the newer one as signing', async () => {
     const run = await runScript('keys-list.ts', [], { KEYS_DIR: fixture, JWT_PRIVATE_KEY: '' });
 
@@ -169,7 +165,7 @@ describe('keys:list and keys:retire', () => {
   it('when JWT_PRIVATE_KEY is set, then keys:list marks it as signing, with that source, and still lists the files', async () => {
     const env = generateRsaPem();
 
-    const run = await runScript('keys-list.ts', [], { KEYS_DIR: fixture, JWT_PRIVATE_KEY: env.privatePem });
+    const run = await runInProcess('keys-list.ts', [], { KEYS_DIR: fixture, JWT_PRIVATE_KEY: env.privatePem });
 
     expect(run.code).toBe(0);
     expect(listed(run.stdout)).toEqual({
@@ -182,7 +178,7 @@ describe('keys:list and keys:retire', () => {
   it('when KEYS_DIR holds no keys, then keys:list exits non-zero naming the folder', async () => {
     const empty = await tempDir('keys');
 
-    const run = await runScript('keys-list.ts', [], { KEYS_DIR: empty, JWT_PRIVATE_KEY: '' });
+    const run = await runInProcess('keys-list.ts', [], { KEYS_DIR: empty, JWT_PRIVATE_KEY: '' });
 
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain(empty);
@@ -195,13 +191,14 @@ describe('keys:list and keys:retire', () => {
     const keysDir = await keysDirCopy();
     const refused = kid();
 
-    const run = await runScript('keys-retire.ts', ['--kid', refused], { KEYS_DIR: keysDir, JWT_PRIVATE_KEY: '' });
+    const run = await runInProcess('keys-retire.ts', ['--kid', refused], { KEYS_DIR: keysDir, JWT_PRIVATE_KEY: '' });
 
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain(refused);
     expect((await fs.readdir(keysDir)).sort()).toEqual((await fs.readdir(fixture)).sort());
   });
 
+  // The one run of keys:retire from the command line.
   it('when an older key is retired, then its files move to retired/, keys:list no longer shows it and the server would not publish it', async () => {
     const keysDir = await keysDirCopy();
     const env = { KEYS_DIR: keysDir, JWT_PRIVATE_KEY: '' };
@@ -215,7 +212,7 @@ describe('keys:list and keys:retire', () => {
     const store = buildKeyStore(await readKeyFiles(keysDir));
     expect(store.jwks.keys.map((key) => key.kid)).toEqual([kidOf(newer.publicPem)]);
     expect(store.signing.kid).toBe(kidOf(newer.publicPem));
-    const list = await runScript('keys-list.ts', [], env);
+    const list = await runInProcess('keys-list.ts', [], env);
     expect(list.code).toBe(0);
     expect(Object.keys(listed(list.stdout))).toEqual([kidOf(newer.publicPem)]);
   });
@@ -230,7 +227,7 @@ describe(`user:revoke (${process.env.DATABASE_URL ? 'postgres' : 'pglite'})`, ()
     await target.dispose();
   });
 
-  /** A user's roles and role-change events, read in one visit (each opens the database). */
+  /** A user's roles and role-change events. */
   async function roleStateOf(h: Harness, userId: string) {
     const { db } = h.database;
     const roles = await db.selectFrom('user_roles').select('role').where('user_id', '=', userId).orderBy('role').execute();
@@ -253,7 +250,7 @@ describe(`user:revoke (${process.env.DATABASE_URL ? 'postgres' : 'pglite'})`, ()
       return registered;
     });
 
-    const run = await runScript('user-revoke.ts', ['--email', ` ${user.email.toUpperCase()} `, '--role', 'admin'], target.env);
+    const run = await target.run('user-revoke.ts', ['--email', ` ${user.email.toUpperCase()} `, '--role', 'admin']);
 
     expect(run.code).toBe(0);
     const { state, me } = await withApp(target, async (h) => ({
@@ -269,7 +266,7 @@ describe(`user:revoke (${process.env.DATABASE_URL ? 'postgres' : 'pglite'})`, ()
   it('when the user does not have the role, then it exits 0, says so, and changes nothing', async () => {
     const user = await withApp(target, (h) => registerUser(h.app));
 
-    const run = await runScript('user-revoke.ts', ['--email', user.email, '--role', 'admin'], target.env);
+    const run = await target.run('user-revoke.ts', ['--email', user.email, '--role', 'admin']);
 
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(user.email);
@@ -283,7 +280,7 @@ describe(`user:revoke (${process.env.DATABASE_URL ? 'postgres' : 'pglite'})`, ()
     const user = await withApp(target, (h) => registerUser(h.app));
     const given = email ? email() : user.email;
 
-    const run = await runScript('user-revoke.ts', ['--email', given, '--role', role], target.env);
+    const run = await target.run('user-revoke.ts', ['--email', given, '--role', role]);
 
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain(email ? given : role);
@@ -315,7 +312,7 @@ describe(`user:revoke and the last admin (${process.env.DATABASE_URL ? 'postgres
       return { admin, disabled };
     });
 
-    const run = await runScript('user-revoke.ts', ['--email', admin.email, '--role', 'admin'], target.env);
+    const run = await target.run('user-revoke.ts', ['--email', admin.email, '--role', 'admin']);
 
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain(admin.email);
@@ -330,7 +327,7 @@ describe(`user:revoke and the last admin (${process.env.DATABASE_URL ? 'postgres
       return user;
     });
 
-    const run = await runScript('user-revoke.ts', ['--email', disabled.email, '--role', 'admin'], target.env);
+    const run = await target.run('user-revoke.ts', ['--email', disabled.email, '--role', 'admin']);
 
     expect(run.code).toBe(0);
     expect(await adminsIn()).toEqual([]);
@@ -378,13 +375,13 @@ describe(`prune (${process.env.DATABASE_URL ? 'postgres' : 'pglite'})`, () => {
     });
     const everything = { sessions: [old.id, live.id].sort(), refreshTokens: [old.id, live.id].sort(), auditEvents: [old.id, live.id].sort() };
 
-    const dryRun = await runScript('prune.ts', ['--dry-run'], target.env);
+    const dryRun = await target.run('prune.ts', ['--dry-run']);
 
     expect(dryRun.code).toBe(0);
     expect(counts(dryRun.stdout)).toEqual({ refresh_tokens: 1, sessions: 1, audit_events: 1 });
     expect(await owners()).toEqual(everything);
 
-    const real = await runScript('prune.ts', ['--batch-size', '1'], target.env);
+    const real = await target.run('prune.ts', ['--batch-size', '1']);
 
     expect(real.code).toBe(0);
     expect(counts(real.stdout)).toEqual({ refresh_tokens: 1, sessions: 1, audit_events: 1 });

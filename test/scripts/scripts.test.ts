@@ -5,14 +5,15 @@ import path from 'node:path';
 import request from 'supertest';
 import { migrations } from '../../migrations';
 import { type DatabaseHandle, openDatabase } from '../../src/db/database';
-import { migrateToLatest, migrationStatus } from '../../src/db/migrator';
+import { migrationStatus } from '../../src/db/migrator';
 import { buildKeyStore, readKeyFiles, thumbprint } from '../../src/tokens/keys';
 import { registerUser, uniqueEmail } from '../helpers/factories';
 import { createHarness, type Harness } from '../helpers/harness';
-import { runScript } from '../helpers/scripts';
-import { createScratchDatabase, type ScratchDatabase } from '../helpers/databases';
+import { runInProcess, runScript } from '../helpers/scripts';
+import { createScratchDatabase, openPgliteFrom, type ScratchDatabase, writePgliteDataDir } from '../helpers/databases';
 
-// Every test here starts `node` with tsx, which takes a second or two per run.
+// The scripts run in-process through their main(argv, io); one test per script runs it as an
+// operator would, `node` with tsx in a child process (a second or two), to prove the wiring.
 jest.setTimeout(60_000);
 
 const MIGRATION_NAMES = Object.keys(migrations).sort();
@@ -21,27 +22,6 @@ const NEWEST_MIGRATION = MIGRATION_NAMES.at(-1)!;
 async function tempDir(prefix: string): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), `gatehouse-${prefix}-`));
 }
-
-let template: Promise<string> | undefined;
-
-/**
- * A new, empty (unmigrated) embedded database folder. Creating one runs initdb, which takes
- * seconds; it is done once per file and copied, so the tests pay for the scripts alone.
- */
-async function newDataDir(): Promise<string> {
-  template ??= (async () => {
-    const dir = await tempDir('template');
-    await (await openDatabase({ dataDir: dir })).close();
-    return dir;
-  })();
-  const dataDir = await tempDir('data');
-  await fs.cp(await template, dataDir, { recursive: true });
-  return dataDir;
-}
-
-afterAll(async () => {
-  if (template) await fs.rm(await template, { recursive: true, force: true });
-});
 
 /** The rows of `migrate status`: name → "pending" or the ISO time it was applied. */
 function statusRows(stdout: string): Record<string, string> {
@@ -65,10 +45,10 @@ describe('operator scripts: command line', () => {
     await fs.rm(keysDir, { recursive: true, force: true });
   });
 
-  it.each([['migrate.ts'], ['keys-generate.ts'], ['user-grant.ts']])(
+  it.each([['migrate.ts'], ['keys-generate.ts'], ['user-grant.ts']] as const)(
     'when %s is given --help, then it prints its usage and exits 0 without doing anything',
     async (script) => {
-      const run = await runScript(script, ['--help'], { KEYS_DIR: keysDir, DATABASE_URL: '', DATA_DIR: path.join(keysDir, 'unused') });
+      const run = await runInProcess(script, ['--help'], { KEYS_DIR: keysDir, DATABASE_URL: '', DATA_DIR: path.join(keysDir, 'unused') });
       expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
       expect(run.stdout).toMatch(/^Usage: /);
       expect(await fs.readdir(keysDir)).toEqual([]);
@@ -79,14 +59,15 @@ describe('operator scripts: command line', () => {
     ['migrate.ts', ['status', '--bogus']],
     ['keys-generate.ts', ['--bogus']],
     ['user-grant.ts', ['--email', 'a@example.test', '--role', 'admin', '--bogus']],
-  ])('when %s is given an unknown option, then it names it on stderr and exits non-zero', async (script, args) => {
-    const run = await runScript(script, args, { KEYS_DIR: keysDir, DATABASE_URL: '', DATA_DIR: path.join(keysDir, 'unused') });
+  ] as const)('when %s is given an unknown option, then it names it on stderr and exits non-zero', async (script, args) => {
+    const run = await runInProcess(script, [...args], { KEYS_DIR: keysDir, DATABASE_URL: '', DATA_DIR: path.join(keysDir, 'unused') });
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain('--bogus');
     expect(run.stdout).toBe('');
     expect(await fs.readdir(keysDir)).toEqual([]);
   });
 
+  // The one run of migrate from the command line.
   it('when migrate is given an unknown command, then it exits non-zero', async () => {
     const run = await runScript('migrate.ts', ['sideways'], { DATABASE_URL: '', DATA_DIR: path.join(keysDir, 'unused') });
     expect(run.code).not.toBe(0);
@@ -94,7 +75,7 @@ describe('operator scripts: command line', () => {
   });
 
   it('when the configuration is invalid, then it prints one line naming the variable and exits 1', async () => {
-    const run = await runScript('keys-generate.ts', [], { KEYS_DIR: keysDir, BCRYPT_COST: '99' });
+    const run = await runInProcess('keys-generate.ts', [], { KEYS_DIR: keysDir, BCRYPT_COST: '99' });
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split('\n')).toEqual([expect.stringContaining('BCRYPT_COST')]);
     expect(await fs.readdir(keysDir)).toEqual([]);
@@ -110,6 +91,7 @@ describe('keys:generate', () => {
     await fs.rm(keysDir, { recursive: true, force: true });
   });
 
+  // The one run of keys:generate from the command line.
   it('when run, then it writes a private and a public PEM into KEYS_DIR, prints their kid, and the key store signs with it', async () => {
     const run = await runScript('keys-generate.ts', [], { KEYS_DIR: keysDir });
 
@@ -129,66 +111,62 @@ describe('keys:generate', () => {
 });
 
 describe('migrate on the embedded database', () => {
-  let dataDir: string;
+  // A new embedded database each time, in memory: initialised, never migrated.
+  let handle: DatabaseHandle;
   beforeEach(async () => {
-    dataDir = await newDataDir();
+    handle = await openPgliteFrom('empty');
   });
   afterEach(async () => {
-    await fs.rm(dataDir, { recursive: true, force: true });
+    await handle.close();
   });
-  const env = () => ({ DATABASE_URL: '', DATA_DIR: dataDir });
+  const migrate = (command: string) => runInProcess('migrate.ts', [command], { DATABASE_URL: '' }, { database: handle });
 
   it('when the database is new, then status lists every migration as pending, up applies them all and a second up has nothing to do', async () => {
-    const before = await runScript('migrate.ts', ['status'], env());
+    const before = await migrate('status');
     expect(before.code).toBe(0);
     expect(statusRows(before.stdout)).toEqual(allPending());
 
-    const up = await runScript('migrate.ts', ['up'], env());
+    const up = await migrate('up');
     expect(up.code).toBe(0);
     for (const name of MIGRATION_NAMES) expect(up.stdout).toContain(`applied ${name}`);
 
-    const after = await runScript('migrate.ts', ['status'], env());
+    const after = await migrate('status');
     expect(after.code).toBe(0);
     expect(statusRows(after.stdout)).toEqual(allApplied());
 
-    const again = await runScript('migrate.ts', ['up'], env());
+    const again = await migrate('up');
     expect(again.code).toBe(0);
     expect(again.stdout).not.toContain('applied ');
   });
 
   it('when down runs after up, then the newest migration is reverted and up applies it again', async () => {
-    expect((await runScript('migrate.ts', ['up'], env())).code).toBe(0);
+    expect((await migrate('up')).code).toBe(0);
 
-    const down = await runScript('migrate.ts', ['down'], env());
+    const down = await migrate('down');
     expect(down.code).toBe(0);
     expect(down.stdout).toContain(`reverted ${NEWEST_MIGRATION}`);
-    const status = await runScript('migrate.ts', ['status'], env());
+    const status = await migrate('status');
     expect(statusRows(status.stdout)[NEWEST_MIGRATION]).toBe('pending');
 
-    const up = await runScript('migrate.ts', ['up'], env());
+    const up = await migrate('up');
     expect(up.code).toBe(0);
     expect(up.stdout).toContain(`applied ${NEWEST_MIGRATION}`);
     // The database itself, not only the script's word for it.
-    const handle = await openDatabase({ dataDir });
-    try {
-      expect((await migrationStatus(handle.db)).map((m) => [m.name, m.executedAt !== undefined])).toEqual(
-        MIGRATION_NAMES.map((name) => [name, true]),
-      );
-      const roles = await handle.db.selectFrom('roles').select('name').orderBy('name').execute();
-      expect(roles.map((r) => r.name)).toEqual(['admin', 'user']);
-    } finally {
-      await handle.close();
-    }
+    expect((await migrationStatus(handle.db)).map((m) => [m.name, m.executedAt !== undefined])).toEqual(
+      MIGRATION_NAMES.map((name) => [name, true]),
+    );
+    const roles = await handle.db.selectFrom('roles').select('name').orderBy('name').execute();
+    expect(roles.map((r) => r.name)).toEqual(['admin', 'user']);
   });
 });
 
+// The one run of user:grant from the command line: on the embedded database in DATA_DIR, as
+// on a fresh clone.
 describe('user:grant on the embedded database', () => {
   let dataDir: string;
   beforeAll(async () => {
-    dataDir = await newDataDir();
-    const handle = await openDatabase({ dataDir });
-    await migrateToLatest(handle.db);
-    await handle.close();
+    dataDir = await tempDir('data');
+    await writePgliteDataDir('migrated', dataDir);
   });
   afterAll(async () => {
     await fs.rm(dataDir, { recursive: true, force: true });
@@ -236,18 +214,18 @@ describeIfPg('migrate on PostgreSQL', () => {
 
   it('when status, up, status, down and up run in turn, then the database follows each step', async () => {
     const env = { DATABASE_URL: url };
-    expect(statusRows((await runScript('migrate.ts', ['status'], env)).stdout)).toEqual(allPending());
+    expect(statusRows((await runInProcess('migrate.ts', ['status'], env)).stdout)).toEqual(allPending());
 
-    const up = await runScript('migrate.ts', ['up'], env);
+    const up = await runInProcess('migrate.ts', ['up'], env);
     expect(up.code).toBe(0);
     for (const migration of MIGRATION_NAMES) expect(up.stdout).toContain(`applied ${migration}`);
-    expect(statusRows((await runScript('migrate.ts', ['status'], env)).stdout)).toEqual(allApplied());
+    expect(statusRows((await runInProcess('migrate.ts', ['status'], env)).stdout)).toEqual(allApplied());
 
-    const down = await runScript('migrate.ts', ['down'], env);
+    const down = await runInProcess('migrate.ts', ['down'], env);
     expect(down.code).toBe(0);
     expect(down.stdout).toContain(`reverted ${NEWEST_MIGRATION}`);
 
-    const again = await runScript('migrate.ts', ['up'], env);
+    const again = await runInProcess('migrate.ts', ['up'], env);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain(`applied ${NEWEST_MIGRATION}`);
     const handle = await openDatabase({ databaseUrl: url });
@@ -280,7 +258,7 @@ describeIfPg('user:grant on PostgreSQL', () => {
     const user = await registerUser(h.app);
 
     // Emails are normalised as everywhere else: trimmed and lower-cased.
-    const run = await runScript('user-grant.ts', ['--email', `  ${user.email.toUpperCase()} `, '--role', 'admin'], env());
+    const run = await runInProcess('user-grant.ts', ['--email', `  ${user.email.toUpperCase()} `, '--role', 'admin'], env());
 
     expect(run.code).toBe(0);
     expect(await rolesOf(user.id)).toEqual(['admin', 'user']);
@@ -293,9 +271,9 @@ describeIfPg('user:grant on PostgreSQL', () => {
 
   it('when the user already has the role, then a second grant succeeds and changes nothing', async () => {
     const user = await registerUser(h.app);
-    expect((await runScript('user-grant.ts', ['--email', user.email, '--role', 'admin'], env())).code).toBe(0);
+    expect((await runInProcess('user-grant.ts', ['--email', user.email, '--role', 'admin'], env())).code).toBe(0);
 
-    const again = await runScript('user-grant.ts', ['--email', user.email, '--role', 'admin'], env());
+    const again = await runInProcess('user-grant.ts', ['--email', user.email, '--role', 'admin'], env());
 
     expect(again.code).toBe(0);
     expect(await rolesOf(user.id)).toEqual(['admin', 'user']);
@@ -305,7 +283,7 @@ describeIfPg('user:grant on PostgreSQL', () => {
   it('when no user has the email, then it exits non-zero naming the email', async () => {
     const email = uniqueEmail('nobody');
 
-    const run = await runScript('user-grant.ts', ['--email', email, '--role', 'admin'], env());
+    const run = await runInProcess('user-grant.ts', ['--email', email, '--role', 'admin'], env());
 
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain(email);
@@ -314,7 +292,7 @@ describeIfPg('user:grant on PostgreSQL', () => {
   it('when the role does not exist, then it exits non-zero and the user keeps their roles', async () => {
     const user = await registerUser(h.app);
 
-    const run = await runScript('user-grant.ts', ['--email', user.email, '--role', 'superuser'], env());
+    const run = await runInProcess('user-grant.ts', ['--email', user.email, '--role', 'superuser'], env());
 
     expect(run.code).not.toBe(0);
     expect(run.stderr).toContain('superuser');

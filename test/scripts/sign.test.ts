@@ -2,7 +2,7 @@ import request from 'supertest';
 import { signRequest } from '../../src/signature/signer';
 import { GOOD_PASSWORD, expectProblem, uniqueEmail } from '../helpers/factories';
 import { createHarness, type Harness } from '../helpers/harness';
-import { runScript } from '../helpers/scripts';
+import { runInProcess, runScript } from '../helpers/scripts';
 
 jest.setTimeout(60_000);
 
@@ -30,6 +30,7 @@ describe('npm run sign', () => {
     await h.close();
   });
 
+  // The one run of sign from the command line; the others call its main in-process.
   it('when its headers are sent with the signed body, then the server accepts the request once and refuses a replay', async () => {
     const user = await registerUserSigned(h);
     const body = JSON.stringify({ email: user.email, password: GOOD_PASSWORD });
@@ -45,7 +46,7 @@ describe('npm run sign', () => {
   });
 
   it('when --client names another client, then that client signs', async () => {
-    const run = await runScript('sign.ts', ['GET', '/users/me', '--client', 'other'], ENV);
+    const run = await runInProcess('sign.ts', ['GET', '/users/me', '--client', 'other'], ENV);
     expect(run.code).toBe(0);
     expect(headersOf(run.stdout)['X-Client-Id']).toBe('other');
   });
@@ -55,7 +56,7 @@ describe('npm run sign', () => {
     ['a path without a leading slash', ['GET', 'users/me']],
     ['an unknown client', ['GET', '/users/me', '--client', 'nobody']],
   ])('when given %s, then it exits non-zero with one line', async (_name, args) => {
-    const run = await runScript('sign.ts', args, ENV);
+    const run = await runInProcess('sign.ts', args, ENV);
     expect(run.code).not.toBe(0);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stdout).toBe('');
