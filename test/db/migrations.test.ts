@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { type DatabaseHandle, openDatabase, type DB } from '../../src/db/database';
 import { createMigrator, migrateDown, migrateToLatest, migrationStatus } from '../../src/db/migrator';
 import { migrations } from '../../migrations';
-import { createScratchDatabase, type ScratchDatabase } from '../helpers/databases';
+import { createScratchDatabase, openPgliteFrom, type ScratchDatabase } from '../helpers/databases';
 
 const APP_TABLES = ['audit_events', 'login_failures', 'refresh_tokens', 'role_permissions', 'roles', 'sessions', 'user_roles', 'users'];
 const LOGIN_FAILURES_MIGRATION = '20261129T1900_login_failures';
@@ -166,7 +166,7 @@ function describeLoginFailuresMigration(open: () => Promise<DatabaseHandle>): vo
 }
 
 describe('migrations on an in-memory PGlite', () => {
-  describeMigrationCycle(() => openDatabase({ dataDir: 'memory://' }));
+  describeMigrationCycle(() => openPgliteFrom('empty'));
 });
 
 // The contract runs the PostgreSQL suites only when DATABASE_URL names a server.
@@ -185,7 +185,7 @@ describeIfPg('migrations on a fresh PostgreSQL database', () => {
 });
 
 describe('the login_failures migration on an in-memory PGlite', () => {
-  describeLoginFailuresMigration(() => openDatabase({ dataDir: 'memory://' }));
+  describeLoginFailuresMigration(() => openPgliteFrom('empty'));
 });
 
 describeIfPg('the login_failures migration on a fresh PostgreSQL database', () => {

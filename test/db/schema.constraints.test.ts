@@ -4,6 +4,7 @@ import type { DB } from '../../src/db/database';
 import { DATABASE_KINDS } from '../helpers/databases';
 import { createHarness, type Harness } from '../helpers/harness';
 import { registerUser, uniqueEmail, uniqueUsername } from '../helpers/factories';
+import { violationOf } from '../helpers/violations';
 
 /** A syntactically valid bcrypt hash; these rows are never logged in with. */
 const BCRYPT_LIKE = `$2a$04$${'a'.repeat(53)}`;
@@ -21,17 +22,6 @@ async function insertUserRow(db: DB, row: { email?: string; username?: string | 
     .returning('id')
     .executeTakeFirstOrThrow();
   return inserted.id;
-}
-
-/** The SQLSTATE and constraint a write fails with; undefined when it succeeds. */
-async function violationOf(write: Promise<unknown>): Promise<{ code: unknown; constraint: unknown } | undefined> {
-  try {
-    await write;
-    return undefined;
-  } catch (error) {
-    const { code, constraint } = error as { code?: unknown; constraint?: unknown };
-    return { code, constraint };
-  }
 }
 
 describe.each(DATABASE_KINDS)('schema constraints (%s)', (kind) => {

@@ -1,18 +1,33 @@
 import perfHooks from 'node:perf_hooks';
 import NodeEnvironment from 'jest-environment-node';
 
+const collectGarbage = (globalThis as { gc?: () => void }).gc;
+
+/**
+ * Collects the realms of the files this worker finished, before the next file allocates its
+ * own; left to V8, a worker held several files' databases (the heap Jest watches says nothing
+ * of their memory). Two collections, a turn of the event loop apart: the first leaves some of
+ * it to finalizers. `npm test` runs node with --expose-gc, and with --no-compilation-cache:
+ * V8's cache of compiled `new Function` code (zod, depd) otherwise keeps each finished realm
+ * alive for many more collections.
+ */
+async function collectFinishedFiles(): Promise<void> {
+  if (!collectGarbage) return;
+  collectGarbage();
+  await new Promise((resolve) => setImmediate(resolve));
+  collectGarbage();
+}
+
 /**
  * Jest's node environment, which also stops what a test file leaves running when it ends:
  * intervals (express-rate-limit's memory store sweeps on one, unref'd, for as long as the
  * process lives) and performance observers (prom-client's default metrics observe every GC).
  * Either holds a function of the finished file, and through it the file's whole module
- * registry and every embedded database it opened, some 250 MB of WebAssembly memory each:
- * workers grew by that much per file, to several GB, since the heap Jest watches
+ * registry and every embedded database it opened, each a WebAssembly memory of 128 MB and
+ * more: workers grew by that much per file, to several GB, while the heap Jest watches
  * (workerIdleMemoryLimit) hardly grew. Each app the tests build starts both, and the tests
  * cannot reach them to stop them.
  */
-const collectGarbage = (globalThis as { gc?: () => void }).gc;
-
 export default class GatehouseEnvironment extends NodeEnvironment {
   private readonly intervals = new Set<NodeJS.Timeout>();
   private readonly observers = new Set<perfHooks.PerformanceObserver>();
@@ -36,10 +51,7 @@ export default class GatehouseEnvironment extends NodeEnvironment {
   }
 
   override async setup(): Promise<void> {
-    // The previous file's realm is unreachable now; collect it before this file allocates its
-    // own, or the worker holds several files' databases until V8 gets round to it (the heap
-    // Jest watches says nothing of their memory). `npm test` runs node with --expose-gc.
-    collectGarbage?.();
+    await collectFinishedFiles();
     await super.setup();
     // perf_hooks is the worker's own module, shared by every file: the file's modules see
     // this class while the file runs.

@@ -16,7 +16,8 @@ import { migrateToLatest } from '../../src/db/migrator';
  * behind until a garbage collection, and the Jest parent process would hold it all run long.
  */
 async function main(emptyFile: string, migratedFile: string): Promise<void> {
-  const pglite = await PGlite.create('memory://');
+  // 1 MB write-ahead log segments instead of 16: a third less to copy into every clone.
+  const pglite = await PGlite.create('memory://', { initDbStartParams: ['--wal-segsize=1'] });
   // The same dialect as src/db/database.ts, so the migrations run exactly as there.
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   try {
