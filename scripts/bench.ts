@@ -58,9 +58,15 @@ function send(port: number, method: string, urlPath: string, headers: Record<str
  * Runs `total` calls of `one`, `concurrency` at a time, after a tenth as many unmeasured
  * ones (so the JIT warms up for every scenario alike, the baseline included); latencies in ms.
  */
-async function measure(name: string, total: number, concurrency: number, one: (i: number, worker: number) => Promise<void>): Promise<Result> {
+async function measure(
+  name: string,
+  total: number,
+  concurrency: number,
+  one: (i: number, worker: number) => Promise<void>,
+): Promise<Result> {
   const warmUp = Math.ceil(total / 10);
-  for (let i = 0; i < warmUp; i += concurrency) await Promise.all(Array.from({ length: concurrency }, (_, worker) => one(i + worker, worker)));
+  for (let i = 0; i < warmUp; i += concurrency)
+    await Promise.all(Array.from({ length: concurrency }, (_, worker) => one(i + worker, worker)));
   const latencies: number[] = [];
   let next = warmUp + concurrency;
   const started = performance.now();
@@ -154,10 +160,14 @@ runScript('bench', async () => {
   };
 
   try {
-    console.log(`gatehouse bench: ${total} requests per scenario, ${concurrency} in flight, bcrypt cost ${config.bcryptCost}, ${database.kind}`);
+    console.log(
+      `gatehouse bench: ${total} requests per scenario, ${concurrency} in flight, bcrypt cost ${config.bcryptCost}, ${database.kind}`,
+    );
     const password = 'correct horse battery staple';
     const sessions = await Promise.all(
-      Array.from({ length: concurrency }, (_, i) => post('/auth/register', { email: `bench-${Date.now()}-${i}@example.test`, password }, 201)),
+      Array.from({ length: concurrency }, (_, i) =>
+        post('/auth/register', { email: `bench-${Date.now()}-${i}@example.test`, password }, 201),
+      ),
     );
     const email = `bench-login-${Date.now()}@example.test`;
     await post('/auth/register', { email, password }, 201);
@@ -175,7 +185,12 @@ runScript('bench', async () => {
     const hash = await bcrypt.hash(password, config.bcryptCost);
     const logins = Math.max(concurrency, 64);
     const scenarios: Scenario[] = [
-      { name: 'GET /healthz', count: total, baseline: 'http', one: async () => expectStatus(await send(gatehouse.port, 'GET', '/healthz', {}), 200, 'healthz') },
+      {
+        name: 'GET /healthz',
+        count: total,
+        baseline: 'http',
+        one: async () => expectStatus(await send(gatehouse.port, 'GET', '/healthz', {}), 200, 'healthz'),
+      },
       {
         name: 'GET /.well-known/jwks.json',
         count: total,
@@ -199,10 +214,18 @@ runScript('bench', async () => {
           refreshTokens[worker] = (await post('/auth/refresh', { refreshToken: refreshTokens[worker] }, 200)).refreshToken;
         },
       },
-      { name: 'POST /auth/login (bcrypt in workers)', count: logins, baseline: 'bcrypt', one: async () => void (await post('/auth/login', { email, password }, 200)) },
+      {
+        name: 'POST /auth/login (bcrypt in workers)',
+        count: logins,
+        baseline: 'bcrypt',
+        one: async () => void (await post('/auth/login', { email, password }, 200)),
+      },
     ];
     const baselines = {
-      http: (count: number) => measure('bare express GET', count, concurrency, async () => expectStatus(await send(baseline.port, 'GET', '/bare', {}), 200, 'bare')),
+      http: (count: number) =>
+        measure('bare express GET', count, concurrency, async () =>
+          expectStatus(await send(baseline.port, 'GET', '/bare', {}), 200, 'bare'),
+        ),
       bcrypt: (count: number) =>
         measure(`bare bcrypt.compare (cost ${config.bcryptCost})`, count, concurrency, async () => {
           await bcrypt.compare(password, hash);

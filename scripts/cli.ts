@@ -106,7 +106,7 @@ export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options'
   try {
     parsed = parseArgs({
       args: attachDashedValues(argv, spec.options),
-      options: { ...spec.options, help: { type: 'boolean', short: 'h' } } as O & { help: { type: 'boolean'; short: 'h' } },
+      options: { ...spec.options, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
     });

@@ -33,7 +33,9 @@ async function generate(argv: string[], io: ScriptIo): Promise<void> {
   print(`  private key  ${privateFile}`);
   print(`  public key   ${publicFile}`);
   print('Restart the server to sign with it: keys are loaded at start-up and the newest one signs.');
-  print('Older keys stay published in the JWKS until you retire them with `npm run keys:retire -- --kid <kid>` (wait at least ACCESS_TOKEN_TTL).');
+  print(
+    'Older keys stay published in the JWKS until you retire them with `npm run keys:retire -- --kid <kid>` (wait at least ACCESS_TOKEN_TTL).',
+  );
 }
 
 if (require.main === module) runMain(main);

@@ -50,7 +50,9 @@ async function retire(argv: string[], io: ScriptIo): Promise<void> {
   // The store the server would build: it says which key signs.
   const store = buildKeyStore(files, config.jwtPrivateKey);
   if (kid === store.signing.kid) {
-    throw new CliError(`refusing to retire ${kid}: it is the signing key (${store.signing.source}); generate a newer key and restart first`);
+    throw new CliError(
+      `refusing to retire ${kid}: it is the signing key (${store.signing.source}); generate a newer key and restart first`,
+    );
   }
   const names = filesOfKid(files, kid);
   if (names.length === 0) throw new CliError(`no key with kid ${kid} in KEYS_DIR (${keysDir}); see npm run keys:list`);

@@ -38,7 +38,9 @@ async function migrate(argv: string[], io: ScriptIo): Promise<void> {
   if (!args) return;
   const command = args.positionals[0];
   if (!isCommand(command)) {
-    throw new CliError(command === undefined ? 'say up, down or status; see --help' : `unknown command "${command}": say up, down or status`);
+    throw new CliError(
+      command === undefined ? 'say up, down or status; see --help' : `unknown command "${command}": say up, down or status`,
+    );
   }
 
   const config = loadScriptConfig(io.env);

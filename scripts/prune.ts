@@ -30,7 +30,8 @@ Options:
 function parseBatchSize(value: string | undefined): number {
   if (value === undefined) return DEFAULT_PRUNE_BATCH_SIZE;
   const size = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
-  if (!(size >= 1 && size <= MAX_BATCH_SIZE)) throw new CliError(`--batch-size must be a whole number from 1 to ${MAX_BATCH_SIZE} (got "${value}")`);
+  if (!(size >= 1 && size <= MAX_BATCH_SIZE))
+    throw new CliError(`--batch-size must be a whole number from 1 to ${MAX_BATCH_SIZE} (got "${value}")`);
   return size;
 }
 

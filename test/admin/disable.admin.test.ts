@@ -6,8 +6,10 @@ import { bearer, expectProblem, registerAdmin, registerUser, type RegisteredUser
 
 const WRONG_PASSWORD = 'certainly not the password';
 
-const disable = (h: Harness, actor: RegisteredUser, userId: string) => request(h.app).post(`/admin/users/${userId}/disable`).set(bearer(actor.accessToken));
-const enable = (h: Harness, actor: RegisteredUser, userId: string) => request(h.app).post(`/admin/users/${userId}/enable`).set(bearer(actor.accessToken));
+const disable = (h: Harness, actor: RegisteredUser, userId: string) =>
+  request(h.app).post(`/admin/users/${userId}/disable`).set(bearer(actor.accessToken));
+const enable = (h: Harness, actor: RegisteredUser, userId: string) =>
+  request(h.app).post(`/admin/users/${userId}/enable`).set(bearer(actor.accessToken));
 const login = (h: Harness, email: string, password: string) => request(h.app).post('/auth/login').send({ email, password });
 const refresh = (h: Harness, refreshToken: string) => request(h.app).post('/auth/refresh').send({ refreshToken });
 const me = (h: Harness, accessToken: string) => request(h.app).get('/users/me').set(bearer(accessToken));
@@ -219,7 +221,12 @@ describe.each(DATABASE_KINDS)('POST /admin/users/:id/disable and the last admin 
     const [winner, loser] = byA.status === 200 ? [byA, byB] : [byB, byA];
     expect(winner.status).toBe(200);
     expectProblem(loser, 409, 'LAST_ADMIN');
-    const active = await h.database.db.selectFrom('users').select('id').where('id', 'in', [a.id, b.id]).where('is_active', '=', true).execute();
+    const active = await h.database.db
+      .selectFrom('users')
+      .select('id')
+      .where('id', 'in', [a.id, b.id])
+      .where('is_active', '=', true)
+      .execute();
     expect(active).toHaveLength(1);
   });
 });

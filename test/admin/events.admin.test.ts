@@ -110,15 +110,18 @@ describe.each(DATABASE_KINDS)('GET /admin/events (%s)', (kind) => {
       expect(page.items).toEqual([expect.objectContaining({ userId: user.id, type: 'auth.failed', data: { reason: 'wrong_password' } })]);
     });
 
-    it.each(['user.registered', 'token.refreshed', 'user.logged_out'])('when filtered by type %p alone, then every item is of that type', async (type) => {
-      await story(h);
-      const admin = await registerAdmin(h.app, h.database.db);
+    it.each(['user.registered', 'token.refreshed', 'user.logged_out'])(
+      'when filtered by type %p alone, then every item is of that type',
+      async (type) => {
+        await story(h);
+        const admin = await registerAdmin(h.app, h.database.db);
 
-      const page = await getEvents(h, admin, { type, limit: 100 });
+        const page = await getEvents(h, admin, { type, limit: 100 });
 
-      expect(page.items.length).toBeGreaterThan(0);
-      for (const event of page.items) expect(event.type).toBe(type);
-    });
+        expect(page.items.length).toBeGreaterThan(0);
+        for (const event of page.items) expect(event.type).toBe(type);
+      },
+    );
 
     it('when filtered by a user id nobody has, then the list is empty and has no cursor', async () => {
       const admin = await registerAdmin(h.app, h.database.db);
@@ -150,7 +153,10 @@ describe.each(DATABASE_KINDS)('GET /admin/events (%s)', (kind) => {
     ])('when %s is %p, then it answers 422 VALIDATION_FAILED on that parameter', async (name, value) => {
       const admin = await registerAdmin(h.app, h.database.db);
 
-      const res = await request(h.app).get('/admin/events').query({ [name]: value }).set(bearer(admin.accessToken));
+      const res = await request(h.app)
+        .get('/admin/events')
+        .query({ [name]: value })
+        .set(bearer(admin.accessToken));
 
       expectProblem(res, 422, 'VALIDATION_FAILED');
       expect(res.body.errors).toEqual([expect.objectContaining({ path: name })]);

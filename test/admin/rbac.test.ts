@@ -26,9 +26,21 @@ async function disableThroughAnAdmin(h: Harness, target: RegisteredUser): Promis
 /** Every admin route of CONTRACT.md section 3, with a request that an admin may make. */
 const ADMIN_ROUTES: AdminRoute[] = [
   { name: 'GET /admin/users', method: 'get', path: () => '/admin/users', success: 200 },
-  { name: 'PUT /admin/users/:id/roles', method: 'put', path: (t) => `/admin/users/${t.id}/roles`, body: { roles: ['user', 'admin'] }, success: 200 },
+  {
+    name: 'PUT /admin/users/:id/roles',
+    method: 'put',
+    path: (t) => `/admin/users/${t.id}/roles`,
+    body: { roles: ['user', 'admin'] },
+    success: 200,
+  },
   { name: 'POST /admin/users/:id/disable', method: 'post', path: (t) => `/admin/users/${t.id}/disable`, success: 200 },
-  { name: 'POST /admin/users/:id/enable', method: 'post', path: (t) => `/admin/users/${t.id}/enable`, arrange: disableThroughAnAdmin, success: 200 },
+  {
+    name: 'POST /admin/users/:id/enable',
+    method: 'post',
+    path: (t) => `/admin/users/${t.id}/enable`,
+    arrange: disableThroughAnAdmin,
+    success: 200,
+  },
   { name: 'GET /admin/events', method: 'get', path: () => '/admin/events', success: 200 },
 ];
 
@@ -99,7 +111,10 @@ describe.each(DATABASE_KINDS)('admin routes RBAC (%s)', (kind) => {
     const b = await registerAdmin(h.app, h.database.db);
     expect((await request(h.app).get('/admin/users?limit=1').set(bearer(b.accessToken))).status).toBe(200);
 
-    const demoted = await request(h.app).put(`/admin/users/${b.id}/roles`).set(bearer(a.accessToken)).send({ roles: ['user'] });
+    const demoted = await request(h.app)
+      .put(`/admin/users/${b.id}/roles`)
+      .set(bearer(a.accessToken))
+      .send({ roles: ['user'] });
     expect(demoted.status).toBe(200);
 
     expectProblem(await request(h.app).get('/admin/users?limit=1').set(bearer(b.accessToken)), 403, 'FORBIDDEN');
@@ -116,7 +131,10 @@ describe.each(DATABASE_KINDS)('admin routes RBAC (%s)', (kind) => {
     const user = await registerUser(h.app);
     expectProblem(await request(h.app).get('/admin/users?limit=1').set(bearer(user.accessToken)), 403, 'FORBIDDEN');
 
-    const promoted = await request(h.app).put(`/admin/users/${user.id}/roles`).set(bearer(admin.accessToken)).send({ roles: ['user', 'admin'] });
+    const promoted = await request(h.app)
+      .put(`/admin/users/${user.id}/roles`)
+      .set(bearer(admin.accessToken))
+      .send({ roles: ['user', 'admin'] });
     expect(promoted.status).toBe(200);
 
     expect((await request(h.app).get('/admin/users?limit=1').set(bearer(user.accessToken))).status).toBe(200);

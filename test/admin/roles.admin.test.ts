@@ -5,7 +5,10 @@ import { createHarness, type Harness } from '../helpers/harness';
 import { bearer, expectProblem, registerAdmin, registerUser, type RegisteredUser } from '../helpers/factories';
 
 const putRoles = (h: Harness, actor: RegisteredUser, userId: string, body: unknown) =>
-  request(h.app).put(`/admin/users/${userId}/roles`).set(bearer(actor.accessToken)).send(body as object);
+  request(h.app)
+    .put(`/admin/users/${userId}/roles`)
+    .set(bearer(actor.accessToken))
+    .send(body as object);
 
 async function rolesOf(h: Harness, userId: string): Promise<string[]> {
   const rows = await h.database.db.selectFrom('user_roles').select('role').where('user_id', '=', userId).orderBy('role').execute();
@@ -50,7 +53,14 @@ describe.each(DATABASE_KINDS)('PUT /admin/users/:id/roles (%s)', (kind) => {
 
     expect(res.status).toBe(200);
     expect(res.body).toEqual(
-      expect.objectContaining({ id: user.id, email: user.email, username: null, roles: ['admin', 'user'], createdAt: expect.any(String), lastLoginAt: null }),
+      expect.objectContaining({
+        id: user.id,
+        email: user.email,
+        username: null,
+        roles: ['admin', 'user'],
+        createdAt: expect.any(String),
+        lastLoginAt: null,
+      }),
     );
     expect(await rolesOf(h, user.id)).toEqual(['admin', 'user']);
     const me = await request(h.app).get('/users/me').set(bearer(user.accessToken));
@@ -85,7 +95,10 @@ describe.each(DATABASE_KINDS)('PUT /admin/users/:id/roles (%s)', (kind) => {
   it.each([
     [['superuser'], ['roles.0']],
     [['user', 'root'], ['roles.1']],
-    [['root', 'user', 'owner'], ['roles.0', 'roles.2']],
+    [
+      ['root', 'user', 'owner'],
+      ['roles.0', 'roles.2'],
+    ],
   ])('when the roles are %p, then it answers 422 VALIDATION_FAILED naming %p and changes nothing', async (roles, paths) => {
     const admin = await registerAdmin(h.app, h.database.db);
     const user = await registerUser(h.app);

@@ -158,7 +158,10 @@ describe.each(DATABASE_KINDS)('GET /admin/users (%s)', (kind) => {
 
     it('when no limit is given and more than 50 users exist, then the page holds 50 and a cursor', async () => {
       const admin = await registerAdmin(h.app, h.database.db);
-      const row = await h.database.db.selectFrom('users').select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow();
+      const row = await h.database.db
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll<string>().as('count'))
+        .executeTakeFirstOrThrow();
       await registerMany(h, Math.max(0, 51 - Number(row.count)), 0);
 
       const page = await getPage(h, admin, '');
@@ -188,7 +191,9 @@ describe.each(DATABASE_KINDS)('GET /admin/users (%s)', (kind) => {
       ['year 0', encode(['0000-01-01T00:00:00.000000Z', randomUUID()])],
     ])('when the cursor is %s, then it answers 422 VALIDATION_FAILED on cursor', async (_name, cursor) => {
       const admin = await registerAdmin(h.app, h.database.db);
-      const res = await request(h.app).get(`/admin/users?cursor=${encodeURIComponent(cursor)}`).set(bearer(admin.accessToken));
+      const res = await request(h.app)
+        .get(`/admin/users?cursor=${encodeURIComponent(cursor)}`)
+        .set(bearer(admin.accessToken));
       expectProblem(res, 422, 'VALIDATION_FAILED');
       expect(res.body.errors).toEqual([expect.objectContaining({ path: 'cursor' })]);
     });
@@ -263,34 +268,40 @@ describe.each(DATABASE_KINDS)('GET /admin/users (%s)', (kind) => {
     it.each([
       ['later', 1],
       ['the same', 0],
-    ])('when users are registered with %s timestamps between page fetches, then every user there at the start appears exactly once and none twice', async (_name, secondsApart) => {
-      await beforeEveryone(h);
-      const admin = await registerAdmin(h.app, h.database.db);
-      const initial = await registerMany(h, 6, secondsApart);
-      const added: RegisteredUser[] = [];
-      const ours = () => new Set([admin.id, ...initial.map((u) => u.id), ...added.map((u) => u.id)]);
+    ])(
+      'when users are registered with %s timestamps between page fetches, then every user there at the start appears exactly once and none twice',
+      async (_name, secondsApart) => {
+        await beforeEveryone(h);
+        const admin = await registerAdmin(h.app, h.database.db);
+        const initial = await registerMany(h, 6, secondsApart);
+        const added: RegisteredUser[] = [];
+        const ours = () => new Set([admin.id, ...initial.map((u) => u.id), ...added.map((u) => u.id)]);
 
-      const pages = await walk(h, admin, 2, {
-        ours,
-        between: async (page) => {
-          if (page <= 2) added.push(...(await registerMany(h, 2, secondsApart)));
-        },
-      });
+        const pages = await walk(h, admin, 2, {
+          ours,
+          between: async (page) => {
+            if (page <= 2) added.push(...(await registerMany(h, 2, secondsApart)));
+          },
+        });
 
-      expect(added).toHaveLength(4);
-      const ids = idsOf(pages);
-      expectNoRepeats(ids);
-      const counts = tally(ids);
-      for (const user of [admin, ...initial]) expect({ id: user.id, seen: counts.get(user.id) ?? 0 }).toEqual({ id: user.id, seen: 1 });
-      if (secondsApart > 0) {
-        // Created after the cursor's position, so they are still ahead of it.
-        expect(ids.filter((id) => ours().has(id))).toEqual([admin, ...initial, ...added].map((u) => u.id));
-      }
-    });
+        expect(added).toHaveLength(4);
+        const ids = idsOf(pages);
+        expectNoRepeats(ids);
+        const counts = tally(ids);
+        for (const user of [admin, ...initial]) expect({ id: user.id, seen: counts.get(user.id) ?? 0 }).toEqual({ id: user.id, seen: 1 });
+        if (secondsApart > 0) {
+          // Created after the cursor's position, so they are still ahead of it.
+          expect(ids.filter((id) => ours().has(id))).toEqual([admin, ...initial, ...added].map((u) => u.id));
+        }
+      },
+    );
 
     it('when the whole table is paged, then every page holds users, no user repeats and the last page has no cursor', async () => {
       const admin = await registerAdmin(h.app, h.database.db);
-      const row = await h.database.db.selectFrom('users').select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirstOrThrow();
+      const row = await h.database.db
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll<string>().as('count'))
+        .executeTakeFirstOrThrow();
 
       const pages = await walk(h, admin, 100);
 

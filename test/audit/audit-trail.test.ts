@@ -184,7 +184,11 @@ describe.each(DATABASE_KINDS)('audit trail (%s)', (kind) => {
     expect([...new Set(expected.map((event) => event.type))].sort()).toEqual([...CONTRACT_EVENT_TYPES].sort());
 
     // No stored event, anyone's, holds a password, token or hash this test used.
-    const hashes = await h.database.db.selectFrom('users').select('password_hash').where('id', 'in', [userId, lockedId, admin.id]).execute();
+    const hashes = await h.database.db
+      .selectFrom('users')
+      .select('password_hash')
+      .where('id', 'in', [userId, lockedId, admin.id])
+      .execute();
     const tokenHashes = await h.database.db
       .selectFrom('refresh_tokens')
       .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')

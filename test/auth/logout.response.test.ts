@@ -161,7 +161,12 @@ describe('POST /auth/logout and /auth/logout-all', () => {
         expectProblem(await me(session.accessToken), 401, 'SESSION_REVOKED');
         expectProblem(await refresh(session.refreshToken), 401, 'REFRESH_TOKEN_INVALID');
       }
-      const live = await h.database.db.selectFrom('sessions').select('id').where('user_id', '=', user.id).where('revoked_at', 'is', null).execute();
+      const live = await h.database.db
+        .selectFrom('sessions')
+        .select('id')
+        .where('user_id', '=', user.id)
+        .where('revoked_at', 'is', null)
+        .execute();
       expect(live).toHaveLength(0);
     });
 
@@ -198,7 +203,11 @@ describe('POST /auth/logout and /auth/logout-all', () => {
     it('when the session was already logged out, then it answers 401 SESSION_REVOKED', async () => {
       const user = await registerUser(h.app);
       await request(h.app).post('/auth/logout-all').set('Authorization', `Bearer ${user.accessToken}`);
-      expectProblem(await request(h.app).post('/auth/logout-all').set('Authorization', `Bearer ${user.accessToken}`), 401, 'SESSION_REVOKED');
+      expectProblem(
+        await request(h.app).post('/auth/logout-all').set('Authorization', `Bearer ${user.accessToken}`),
+        401,
+        'SESSION_REVOKED',
+      );
     });
   });
 });

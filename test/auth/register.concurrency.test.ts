@@ -18,11 +18,17 @@ describe.each(DATABASE_KINDS)('POST /auth/register, concurrently (%s)', (kind) =
     const email = uniqueEmail('race');
     const responses = await Promise.all([
       request(h.app).post('/auth/register').send({ email, password: GOOD_PASSWORD }),
-      request(h.app).post('/auth/register').send({ email: ` ${email.toUpperCase()}`, password: GOOD_PASSWORD }),
+      request(h.app)
+        .post('/auth/register')
+        .send({ email: ` ${email.toUpperCase()}`, password: GOOD_PASSWORD }),
     ]);
 
     expect(responses.map((res) => res.status).sort()).toEqual([201, 409]);
-    expectProblem(responses.find((res) => res.status === 409)!, 409, 'EMAIL_TAKEN');
+    expectProblem(
+      responses.find((res) => res.status === 409)!,
+      409,
+      'EMAIL_TAKEN',
+    );
     const rows = await h.database.db.selectFrom('users').select('id').where('email', '=', email).execute();
     expect(rows).toHaveLength(1);
     expect(rows[0]!.id).toBe(responses.find((res) => res.status === 201)!.body.user.id);
@@ -31,12 +37,20 @@ describe.each(DATABASE_KINDS)('POST /auth/register, concurrently (%s)', (kind) =
   it('when two registrations race for one username, then exactly one gets 201 and the other 409 USERNAME_TAKEN', async () => {
     const username = uniqueUsername();
     const responses = await Promise.all([
-      request(h.app).post('/auth/register').send({ email: uniqueEmail('race'), password: GOOD_PASSWORD, username }),
-      request(h.app).post('/auth/register').send({ email: uniqueEmail('race'), password: GOOD_PASSWORD, username: username.toUpperCase() }),
+      request(h.app)
+        .post('/auth/register')
+        .send({ email: uniqueEmail('race'), password: GOOD_PASSWORD, username }),
+      request(h.app)
+        .post('/auth/register')
+        .send({ email: uniqueEmail('race'), password: GOOD_PASSWORD, username: username.toUpperCase() }),
     ]);
 
     expect(responses.map((res) => res.status).sort()).toEqual([201, 409]);
-    expectProblem(responses.find((res) => res.status === 409)!, 409, 'USERNAME_TAKEN');
+    expectProblem(
+      responses.find((res) => res.status === 409)!,
+      409,
+      'USERNAME_TAKEN',
+    );
     const rows = await h.database.db
       .selectFrom('users')
       .select('id')

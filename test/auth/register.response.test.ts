@@ -21,7 +21,9 @@ describe('POST /auth/register', () => {
   describe('success', () => {
     it('when the input is valid, then it answers 201 with an AuthResult', async () => {
       const email = uniqueEmail();
-      const res = await request(h.app).post('/auth/register').send({ email: `  ${email.toUpperCase()} `, password: GOOD_PASSWORD });
+      const res = await request(h.app)
+        .post('/auth/register')
+        .send({ email: `  ${email.toUpperCase()} `, password: GOOD_PASSWORD });
       expect(res.status).toBe(201);
       expect(res.body).toEqual({
         user: { id: expect.any(String), email, username: null, roles: ['user'], createdAt: expect.any(String), lastLoginAt: null },
@@ -36,7 +38,9 @@ describe('POST /auth/register', () => {
 
     it('when the email has spaces and capitals, then it is stored trimmed and lower-cased', async () => {
       const email = uniqueEmail('Mixed');
-      const res = await request(h.app).post('/auth/register').send({ email: `\t ${email.toUpperCase()}  `, password: GOOD_PASSWORD });
+      const res = await request(h.app)
+        .post('/auth/register')
+        .send({ email: `\t ${email.toUpperCase()}  `, password: GOOD_PASSWORD });
       expect(res.status).toBe(201);
       expect(res.body.user.email).toBe(email.toLowerCase());
       const row = await h.database.db.selectFrom('users').select('email').where('id', '=', res.body.user.id).executeTakeFirstOrThrow();
@@ -95,7 +99,9 @@ describe('POST /auth/register', () => {
       ['in capitals with spaces', (email: string) => ` ${email.toUpperCase()}\t`],
     ])('when the email is taken but given %s, then it answers 409 EMAIL_TAKEN', async (_name, variant) => {
       const user = await registerUser(h.app);
-      const res = await request(h.app).post('/auth/register').send({ email: variant(user.email), password: GOOD_PASSWORD });
+      const res = await request(h.app)
+        .post('/auth/register')
+        .send({ email: variant(user.email), password: GOOD_PASSWORD });
       expectProblem(res, 409, 'EMAIL_TAKEN');
     });
 
@@ -105,7 +111,9 @@ describe('POST /auth/register', () => {
     ])('when the username is taken (%s), then it answers 409 USERNAME_TAKEN', async (_name, variant) => {
       const username = uniqueUsername();
       await registerUser(h.app, { username });
-      const res = await request(h.app).post('/auth/register').send({ email: uniqueEmail(), password: GOOD_PASSWORD, username: variant(username) });
+      const res = await request(h.app)
+        .post('/auth/register')
+        .send({ email: uniqueEmail(), password: GOOD_PASSWORD, username: variant(username) });
       expectProblem(res, 409, 'USERNAME_TAKEN');
     });
 
@@ -131,7 +139,9 @@ describe('POST /auth/register', () => {
       ['the username has a symbol', { email: 'someone@example.test', password: GOOD_PASSWORD, username: 'bob<script>' }, 'username'],
       ['the username is not a string', { email: 'someone@example.test', password: GOOD_PASSWORD, username: 7 }, 'username'],
     ])('when %s, then it answers 422 VALIDATION_FAILED naming the field', async (_name, body, path) => {
-      const res = await request(h.app).post('/auth/register').send(body as object);
+      const res = await request(h.app)
+        .post('/auth/register')
+        .send(body as object);
       expectProblem(res, 422, 'VALIDATION_FAILED');
       expect(res.body.errors).toEqual(expect.arrayContaining([{ path, message: expect.any(String) }]));
     });
@@ -179,7 +189,9 @@ describe('POST /auth/register', () => {
     ])('when %s, then it answers 422 WEAK_PASSWORD on the password field', async (_name, passwordFor) => {
       const account = { email: uniqueEmail(), username: uniqueUsername() };
       const password = passwordFor(account);
-      const res = await request(h.app).post('/auth/register').send({ ...account, password });
+      const res = await request(h.app)
+        .post('/auth/register')
+        .send({ ...account, password });
       expectProblem(res, 422, 'WEAK_PASSWORD');
       expect(res.body.errors).toEqual(expect.arrayContaining([{ path: 'password', message: expect.any(String) }]));
       expect(JSON.stringify(res.body)).not.toContain(password);

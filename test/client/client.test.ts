@@ -17,7 +17,11 @@ let gatehouse: AppServer;
 let expiring: Promise<ExpiringSessions>;
 
 beforeAll(async () => {
-  gatehouse = await startAppServer({ HMAC_MODE: 'required', HMAC_CLIENTS: `${CLIENT_ID}:${SECRET}`, ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL) });
+  gatehouse = await startAppServer({
+    HMAC_MODE: 'required',
+    HMAC_CLIENTS: `${CLIENT_ID}:${SECRET}`,
+    ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL),
+  });
   expiring = beginExpiringSessions();
   // Its failure is reported by the tests that await it.
   expiring.catch(() => undefined);
@@ -31,7 +35,8 @@ afterAll(async () => {
 function countingFetch() {
   const calls: string[] = [];
   const wrapped: typeof fetch = (input, init) => {
-    calls.push(`${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`);
+    const url = input instanceof Request ? input.url : input instanceof URL ? input.href : input;
+    calls.push(`${init?.method ?? 'GET'} ${new URL(url).pathname}`);
     return fetch(input, init);
   };
   return { fetch: wrapped, count: (call: string) => calls.filter((c) => c === call).length, total: () => calls.length };
@@ -52,7 +57,11 @@ function newClient(options: { storage?: TokenStorage; secret?: string } = {}) {
   return { client, counter, signedOut, storage };
 }
 
-const errorOf = (promise: Promise<unknown>) => promise.then(() => undefined, (error: unknown) => error as GatehouseError);
+const errorOf = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (error: unknown) => error as GatehouseError,
+  );
 
 function expOf(accessToken: string): number {
   return (JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
@@ -76,7 +85,9 @@ describe('calls with a live session', () => {
     const registered = await client.register({ email, password: GOOD_PASSWORD });
     const me = await client.me();
 
-    expect(me).toEqual(expect.objectContaining({ id: registered.user.id, email, roles: ['user'], permissions: expect.arrayContaining(['profile:read']) }));
+    expect(me).toEqual(
+      expect.objectContaining({ id: registered.user.id, email, roles: ['user'], permissions: expect.arrayContaining(['profile:read']) }),
+    );
   });
 
   it('when the client signs with a wrong secret, then Gatehouse refuses it with SIGNATURE_INVALID', async () => {

@@ -41,11 +41,7 @@ describe.each(DATABASE_KINDS)('schema constraints (%s)', (kind) => {
 
       const id = await insertUserRow(db, { email });
 
-      const row = await db
-        .selectFrom('users')
-        .select(['email', 'is_active'])
-        .where('id', '=', id)
-        .executeTakeFirstOrThrow();
+      const row = await db.selectFrom('users').select(['email', 'is_active']).where('id', '=', id).executeTakeFirstOrThrow();
       expect(row).toEqual({ email, is_active: true });
     });
 
@@ -163,13 +159,13 @@ describe.each(DATABASE_KINDS)('schema constraints (%s)', (kind) => {
 
   describe('seeded roles', () => {
     it('when migrated, then the user and admin roles carry the contract’s permissions', async () => {
-      const rows = await db
-        .selectFrom('role_permissions')
-        .select(['role', 'permission'])
-        .where('role', 'in', ['user', 'admin'])
-        .execute();
+      const rows = await db.selectFrom('role_permissions').select(['role', 'permission']).where('role', 'in', ['user', 'admin']).execute();
 
-      const byRole = (role: string) => rows.filter((r) => r.role === role).map((r) => r.permission).sort();
+      const byRole = (role: string) =>
+        rows
+          .filter((r) => r.role === role)
+          .map((r) => r.permission)
+          .sort();
       expect(byRole('user')).toEqual(['profile:read', 'profile:write']);
       expect(byRole('admin')).toEqual(['audit:read', 'profile:read', 'profile:write', 'users:read', 'users:write']);
     });

@@ -44,7 +44,14 @@ export async function startAppServer(env: Record<string, string> = {}): Promise<
 
   async function listen(): Promise<void> {
     const keys = await loadKeyStore({ keysDir, jwtPrivateKey: config.jwtPrivateKey, generateIfMissing: false });
-    const app = createApp({ config, db: database!.db, keys, logger: createLogger('silent'), clock: clock.now, poolStats: database!.poolStats });
+    const app = createApp({
+      config,
+      db: database!.db,
+      keys,
+      logger: createLogger('silent'),
+      clock: clock.now,
+      poolStats: database!.poolStats,
+    });
     const listening = app.listen(port, '127.0.0.1');
     await new Promise<void>((resolve, reject) => {
       listening.once('listening', resolve);

@@ -60,7 +60,12 @@ export interface InProcessOptions {
  * gives the child process: this process's environment, LOG_LEVEL silent, then `env`; resolves
  * with the exit code and what it wrote.
  */
-export async function runInProcess(script: ScriptName, args: string[], env: Record<string, string>, options: InProcessOptions = {}): Promise<Run> {
+export async function runInProcess(
+  script: ScriptName,
+  args: string[],
+  env: Record<string, string>,
+  options: InProcessOptions = {},
+): Promise<Run> {
   const { main } = await SCRIPTS[script]();
   let stdout = '';
   let stderr = '';

@@ -58,7 +58,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function writeTestKey(dir: string): Promise<void> {
   const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
-  const stamp = new Date(Date.now() - 3_600_000).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const stamp = new Date(Date.now() - 3_600_000)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const base = path.join(dir, `${stamp}-${thumbprint(publicKey).slice(0, 8)}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${base}.key.pem`, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
@@ -111,13 +114,17 @@ export async function startGatehouse(env: Record<string, string> = {}): Promise<
   let child: ChildProcess | undefined;
 
   async function start(): Promise<void> {
-    const started = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: ROOT,
+      env: childEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = started;
     live.add(started);
     started.once('exit', () => live.delete(started));
     started.on('error', (error) => (output += `spawn error: ${error.message}\n`));
-    started.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    started.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    started.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    started.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
 
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {

@@ -52,7 +52,13 @@ type Method = 'get' | 'post' | 'put' | 'delete' | 'patch';
  * Sends a signed request through supertest: the body is serialised once, its exact bytes
  * are signed with the service's own signRequest and sent as application/json.
  */
-export function sendSigned(app: Express, client: SigningClient, method: string, path: string, options: SignedRequestOptions = {}): request.Test {
+export function sendSigned(
+  app: Express,
+  client: SigningClient,
+  method: string,
+  path: string,
+  options: SignedRequestOptions = {},
+): request.Test {
   const bytes = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
   const now = options.now ?? new Date();
   const timestamp = String(options.timestamp ?? Math.floor(now.getTime() / 1000));

@@ -20,7 +20,12 @@ const raw = (app: Harness['app'], path: string, type: string, body: string) => r
 const FAILING_REQUESTS: [string, number, string, Send][] = [
   ['an unknown route', 404, 'NOT_FOUND', (app) => request(app).get('/no/such/route')],
   ['a text/plain body', 415, 'UNSUPPORTED_MEDIA_TYPE', (app) => raw(app, '/auth/login', 'text/plain', `password=${SECRET_PASSWORD}`)],
-  ['a form body', 415, 'UNSUPPORTED_MEDIA_TYPE', (app) => raw(app, '/auth/login', 'application/x-www-form-urlencoded', `password=${SECRET_PASSWORD}`)],
+  [
+    'a form body',
+    415,
+    'UNSUPPORTED_MEDIA_TYPE',
+    (app) => raw(app, '/auth/login', 'application/x-www-form-urlencoded', `password=${SECRET_PASSWORD}`),
+  ],
   ['broken JSON', 400, 'MALFORMED_BODY', (app) => raw(app, '/auth/login', 'application/json', `{"password":"${SECRET_PASSWORD}",`)],
   ['an invalid email', 422, 'VALIDATION_FAILED', (app) => json(app, '/auth/register', { email: 'nope', password: SECRET_PASSWORD })],
   ['a weak password', 422, 'WEAK_PASSWORD', (app) => json(app, '/auth/register', { email: uniqueEmail(), password: 'password1' })],
@@ -30,7 +35,12 @@ const FAILING_REQUESTS: [string, number, string, Send][] = [
     'WEAK_PASSWORD',
     (app) => json(app, '/auth/register', { email: uniqueEmail(), password: SECRET_PASSWORD.repeat(4) }),
   ],
-  ['unknown credentials', 401, 'INVALID_CREDENTIALS', (app) => json(app, '/auth/login', { email: uniqueEmail(), password: SECRET_PASSWORD })],
+  [
+    'unknown credentials',
+    401,
+    'INVALID_CREDENTIALS',
+    (app) => json(app, '/auth/login', { email: uniqueEmail(), password: SECRET_PASSWORD }),
+  ],
   ['a garbage refresh token', 401, 'REFRESH_TOKEN_INVALID', (app) => json(app, '/auth/refresh', { refreshToken: 'x'.repeat(43) })],
   ['no access token', 401, 'TOKEN_MISSING', (app) => request(app).get('/users/me')],
   ['a garbage access token', 401, 'TOKEN_INVALID', (app) => request(app).get('/users/me').set('Authorization', 'Bearer a.b.c')],
@@ -53,7 +63,11 @@ describe('HTTP conventions', () => {
 
     it('when the body is gzip-compressed, then it answers 415 UNSUPPORTED_MEDIA_TYPE (signatures cover the bytes sent)', async () => {
       const body = gzipSync(JSON.stringify({ email: uniqueEmail(), password: GOOD_PASSWORD }));
-      const res = await request(h.app).post('/auth/login').set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').send(body);
+      const res = await request(h.app)
+        .post('/auth/login')
+        .set('Content-Type', 'application/json')
+        .set('Content-Encoding', 'gzip')
+        .send(body);
       expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
     });
 
@@ -63,7 +77,9 @@ describe('HTTP conventions', () => {
     });
 
     it('when the body is over BODY_LIMIT, then it answers 413 PAYLOAD_TOO_LARGE', async () => {
-      const res = await request(h.app).post('/auth/register').send({ email: uniqueEmail(), password: GOOD_PASSWORD, padding: 'x'.repeat(2048) });
+      const res = await request(h.app)
+        .post('/auth/register')
+        .send({ email: uniqueEmail(), password: GOOD_PASSWORD, padding: 'x'.repeat(2048) });
       expectProblem(res, 413, 'PAYLOAD_TOO_LARGE');
     });
 
@@ -148,53 +164,74 @@ describe('HTTP conventions', () => {
     });
 
     it('when a request succeeds, then it too has X-Request-Id', async () => {
-      const res = await request(h.app).post('/auth/register').set('X-Request-Id', 'ok-request').send({ email: uniqueEmail(), password: GOOD_PASSWORD });
+      const res = await request(h.app)
+        .post('/auth/register')
+        .set('X-Request-Id', 'ok-request')
+        .send({ email: uniqueEmail(), password: GOOD_PASSWORD });
       expect(res.status).toBe(201);
       expect(res.headers['x-request-id']).toBe('ok-request');
     });
 
     it('when the caller gave a valid id, then audit events record it', async () => {
       const id = `audit-${randomUUID()}`;
-      const res = await request(h.app).post('/auth/register').set('X-Request-Id', id).send({ email: uniqueEmail(), password: GOOD_PASSWORD });
+      const res = await request(h.app)
+        .post('/auth/register')
+        .set('X-Request-Id', id)
+        .send({ email: uniqueEmail(), password: GOOD_PASSWORD });
       const events = await h.database.db.selectFrom('audit_events').select(['type', 'user_id']).where('request_id', '=', id).execute();
       expect(events).toEqual([{ type: 'user.registered', user_id: res.body.user.id }]);
     });
 
-    it.each(FAILING_REQUESTS)('when the request has %s, then the error carries X-Request-Id equal to its requestId', async (_name, status, code, send) => {
-      const valid = `err-${randomUUID()}`;
-      const echoed = await send(h.app).set('X-Request-Id', valid);
-      expectProblem(echoed, status, code);
-      expect(echoed.headers['x-request-id']).toBe(valid);
-      expect(echoed.body.requestId).toBe(valid);
+    it.each(FAILING_REQUESTS)(
+      'when the request has %s, then the error carries X-Request-Id equal to its requestId',
+      async (_name, status, code, send) => {
+        const valid = `err-${randomUUID()}`;
+        const echoed = await send(h.app).set('X-Request-Id', valid);
+        expectProblem(echoed, status, code);
+        expect(echoed.headers['x-request-id']).toBe(valid);
+        expect(echoed.body.requestId).toBe(valid);
 
-      const replaced = await send(h.app).set('X-Request-Id', 'not valid!');
-      expect(replaced.headers['x-request-id']).toMatch(UUID);
-      expect(replaced.body.requestId).toBe(replaced.headers['x-request-id']);
-    });
+        const replaced = await send(h.app).set('X-Request-Id', 'not valid!');
+        expect(replaced.headers['x-request-id']).toMatch(UUID);
+        expect(replaced.body.requestId).toBe(replaced.headers['x-request-id']);
+      },
+    );
   });
 
   describe('errors', () => {
-    it.each(FAILING_REQUESTS)('when the request has %s, then it answers %i %s as application/problem+json', async (_name, status, code, send) => {
-      const res = await send(h.app);
-      expectProblem(res, status, code);
-      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-      expect(Object.keys(res.body).filter((key) => key !== 'errors').sort()).toEqual(PROBLEM_KEYS);
-      expect(res.body.type).toMatch(/^[a-z][a-z0-9+.-]*:\S+$/);
-      if (res.body.errors !== undefined) {
-        expect(res.body.errors).toEqual(expect.arrayContaining([{ path: expect.any(String), message: expect.any(String) }]));
-      }
-    });
+    it.each(FAILING_REQUESTS)(
+      'when the request has %s, then it answers %i %s as application/problem+json',
+      async (_name, status, code, send) => {
+        const res = await send(h.app);
+        expectProblem(res, status, code);
+        expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+        expect(
+          Object.keys(res.body)
+            .filter((key) => key !== 'errors')
+            .sort(),
+        ).toEqual(PROBLEM_KEYS);
+        expect(res.body.type).toMatch(/^[a-z][a-z0-9+.-]*:\S+$/);
+        if (res.body.errors !== undefined) {
+          expect(res.body.errors).toEqual(expect.arrayContaining([{ path: expect.any(String), message: expect.any(String) }]));
+        }
+      },
+    );
 
-    it.each(FAILING_REQUESTS)('when the request has %s, then the error body has no stack trace and no password', async (_name, _status, _code, send) => {
-      const text = JSON.stringify((await send(h.app)).body);
-      expect(text).not.toMatch(STACK_FRAME);
-      expect(text).not.toContain('stack');
-      expect(text).not.toContain(SECRET_PASSWORD);
-      expect(text).not.toContain('password1');
-    });
+    it.each(FAILING_REQUESTS)(
+      'when the request has %s, then the error body has no stack trace and no password',
+      async (_name, _status, _code, send) => {
+        const text = JSON.stringify((await send(h.app)).body);
+        expect(text).not.toMatch(STACK_FRAME);
+        expect(text).not.toContain('stack');
+        expect(text).not.toContain(SECRET_PASSWORD);
+        expect(text).not.toContain('password1');
+      },
+    );
 
     it('when the body is too large and holds a password, then the 413 does not repeat it', async () => {
-      const res = await request(h.app).post('/auth/login').send({ email: uniqueEmail(), password: SECRET_PASSWORD, padding: 'x'.repeat(2048) });
+      const res = await request(h.app)
+        .post('/auth/login')
+        .send({ email: uniqueEmail(), password: SECRET_PASSWORD, padding: 'x'.repeat(2048) });
       expectProblem(res, 413, 'PAYLOAD_TOO_LARGE');
       expect(JSON.stringify(res.body)).not.toContain(SECRET_PASSWORD);
     });
@@ -289,15 +326,29 @@ describe('HTTP conventions', () => {
       const sessions = await request(h.app).get('/users/me/sessions').set('Authorization', auth(user.accessToken));
       const laptopSession = (sessions.body as { id: string; current: boolean }[]).find((item) => !item.current)!;
       await request(h.app).delete(`/users/me/sessions/${laptopSession.id}`).set('Authorization', auth(user.accessToken));
-      await request(h.app).post('/users/me/password').set('Authorization', auth(user.accessToken)).send({ currentPassword: wrong, newPassword: second });
-      await request(h.app).post('/users/me/password').set('Authorization', auth(user.accessToken)).send({ currentPassword: first, newPassword: second });
+      await request(h.app)
+        .post('/users/me/password')
+        .set('Authorization', auth(user.accessToken))
+        .send({ currentPassword: wrong, newPassword: second });
+      await request(h.app)
+        .post('/users/me/password')
+        .set('Authorization', auth(user.accessToken))
+        .send({ currentPassword: first, newPassword: second });
       await request(h.app).post('/auth/logout-all').set('Authorization', auth(user.accessToken));
       await request(h.app).post('/auth/refresh').send({ refreshToken: laptop.refreshToken! }); // a revoked session's token
 
       const events = await h.database.db.selectFrom('audit_events').selectAll().execute();
       const mine = events.filter((event) => event.user_id === user.id);
       expect(new Set(mine.map((event) => event.type))).toEqual(
-        new Set(['user.registered', 'auth.failed', 'user.logged_in', 'token.refreshed', 'user.logged_out', 'session.revoked', 'password.changed']),
+        new Set([
+          'user.registered',
+          'auth.failed',
+          'user.logged_in',
+          'token.refreshed',
+          'user.logged_out',
+          'session.revoked',
+          'password.changed',
+        ]),
       );
       const stored = JSON.stringify(events);
       for (const secret of secrets) expect(stored).not.toContain(secret);
@@ -325,7 +376,13 @@ describe('HTTP conventions when the database cannot be reached', () => {
   it.each<[string, Send]>([
     ['login', (app) => request(app).post('/auth/login').send({ email: uniqueEmail(), password: GOOD_PASSWORD })],
     ['register', (app) => request(app).post('/auth/register').send({ email: uniqueEmail(), password: GOOD_PASSWORD })],
-    ['refresh', (app) => request(app).post('/auth/refresh').send({ refreshToken: 'A'.repeat(43) })],
+    [
+      'refresh',
+      (app) =>
+        request(app)
+          .post('/auth/refresh')
+          .send({ refreshToken: 'A'.repeat(43) }),
+    ],
   ])('when %s is called, then it answers 503 UNAVAILABLE with Retry-After', async (_name, send) => {
     const res = await send(dead.app).set('X-Request-Id', 'db-down');
     expectProblem(res, 503, 'UNAVAILABLE');

@@ -39,7 +39,10 @@ function parameters(header: string | undefined): Record<string, string> {
 }
 
 const jwks = (h: Harness) => request(h.app).get('/.well-known/jwks.json');
-const unknownLogin = (h: Harness) => request(h.app).post('/auth/login').send({ email: uniqueEmail('nobody'), password: GOOD_PASSWORD });
+const unknownLogin = (h: Harness) =>
+  request(h.app)
+    .post('/auth/login')
+    .send({ email: uniqueEmail('nobody'), password: GOOD_PASSWORD });
 
 // Every test builds its own app, so its counters start at zero; the apps share one database.
 describe('rate limits', () => {
@@ -68,7 +71,9 @@ describe('rate limits', () => {
       const h = await harness();
       const first = await jwks(h);
       expect(parameters(first.headers['ratelimit-policy'])).toEqual(expect.objectContaining({ q: String(LIMIT), w: '60' }));
-      expect(parameters(first.headers['ratelimit'])).toEqual(expect.objectContaining({ r: String(LIMIT - 1), t: expect.stringMatching(/^\d+$/) }));
+      expect(parameters(first.headers['ratelimit'])).toEqual(
+        expect.objectContaining({ r: String(LIMIT - 1), t: expect.stringMatching(/^\d+$/) }),
+      );
       await statuses(LIMIT - 1, () => jwks(h));
       const limited = await jwks(h);
       expect(limited.status).toBe(429);
@@ -201,8 +206,16 @@ describe('rate limits', () => {
 
     it('when two apps share Redis and a prefix, then they share the limit', async () => {
       const env = { REDIS_PREFIX: `test:${randomUUID()}:` };
-      const a = await createHarness({ database, env: { HMAC_MODE: 'off', RATE_LIMIT_MAX: String(LIMIT), ...env }, redis: await redisClient() });
-      const b = await createHarness({ database, env: { HMAC_MODE: 'off', RATE_LIMIT_MAX: String(LIMIT), ...env }, redis: await redisClient() });
+      const a = await createHarness({
+        database,
+        env: { HMAC_MODE: 'off', RATE_LIMIT_MAX: String(LIMIT), ...env },
+        redis: await redisClient(),
+      });
+      const b = await createHarness({
+        database,
+        env: { HMAC_MODE: 'off', RATE_LIMIT_MAX: String(LIMIT), ...env },
+        redis: await redisClient(),
+      });
       expect(await statuses(3, () => jwks(a))).toEqual([200, 200, 200]);
       expect(await statuses(3, () => jwks(b))).toEqual([200, 200, 429]);
       expectProblem(await jwks(a), 429, 'RATE_LIMITED');
@@ -210,8 +223,16 @@ describe('rate limits', () => {
 
     it('when two apps share Redis but not the prefix, then their limits are apart', async () => {
       const redis = await redisClient();
-      const a = await createHarness({ database, env: { HMAC_MODE: 'off', RATE_LIMIT_MAX: String(LIMIT), REDIS_PREFIX: `test:${randomUUID()}:` }, redis });
-      const b = await createHarness({ database, env: { HMAC_MODE: 'off', RATE_LIMIT_MAX: String(LIMIT), REDIS_PREFIX: `test:${randomUUID()}:` }, redis });
+      const a = await createHarness({
+        database,
+        env: { HMAC_MODE: 'off', RATE_LIMIT_MAX: String(LIMIT), REDIS_PREFIX: `test:${randomUUID()}:` },
+        redis,
+      });
+      const b = await createHarness({
+        database,
+        env: { HMAC_MODE: 'off', RATE_LIMIT_MAX: String(LIMIT), REDIS_PREFIX: `test:${randomUUID()}:` },
+        redis,
+      });
       await statuses(LIMIT + 1, () => jwks(a));
       expect((await jwks(b)).status).toBe(200);
     });

@@ -36,7 +36,11 @@ describe('GET /metrics', () => {
     const before = await scrape();
 
     expect((await request(h.app).post('/auth/login').send({ email: user.email, password: GOOD_PASSWORD })).status).toBe(200);
-    expectProblem(await request(h.app).post('/auth/login').send({ email: user.email, password: 'not the password' }), 401, 'INVALID_CREDENTIALS');
+    expectProblem(
+      await request(h.app).post('/auth/login').send({ email: user.email, password: 'not the password' }),
+      401,
+      'INVALID_CREDENTIALS',
+    );
     expect((await request(h.app).post('/auth/refresh').send({ refreshToken: user.refreshToken })).status).toBe(200);
     const after = await scrape();
 
@@ -56,7 +60,9 @@ describe('GET /metrics', () => {
     await request(h.app).post('/auth/refresh').send({ refreshToken: user.refreshToken });
     h.clock.advance(h.config.refreshReuseGrace + 1);
     expectProblem(await request(h.app).post('/auth/refresh').send({ refreshToken: user.refreshToken }), 401, 'REFRESH_TOKEN_REUSED');
-    const unsigned = await request(h.app).get('/users/me').set({ 'X-Client-Id': 'app', 'X-Timestamp': '1', 'X-Nonce': 'n'.repeat(16), 'X-Signature': 'sha256=' + '0'.repeat(64) });
+    const unsigned = await request(h.app)
+      .get('/users/me')
+      .set({ 'X-Client-Id': 'app', 'X-Timestamp': '1', 'X-Nonce': 'n'.repeat(16), 'X-Signature': 'sha256=' + '0'.repeat(64) });
     expectProblem(unsigned, 401, 'SIGNATURE_EXPIRED');
     const after = await scrape();
 

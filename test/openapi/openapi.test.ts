@@ -137,8 +137,10 @@ function conformance(doc: Json, schema: Json, value: unknown, at = '$', closed =
   const s = deref(doc, schema);
   const errors: string[] = [];
   for (const part of s.allOf ?? []) errors.push(...conformance(doc, part, value, at, false));
-  if (s.anyOf && !s.anyOf.some((part: Json) => conformance(doc, part, value, at).length === 0)) errors.push(`${at}: matches no anyOf branch`);
-  if (s.oneOf && s.oneOf.filter((part: Json) => conformance(doc, part, value, at).length === 0).length !== 1) errors.push(`${at}: matches not exactly one oneOf branch`);
+  if (s.anyOf && !s.anyOf.some((part: Json) => conformance(doc, part, value, at).length === 0))
+    errors.push(`${at}: matches no anyOf branch`);
+  if (s.oneOf && s.oneOf.filter((part: Json) => conformance(doc, part, value, at).length === 0).length !== 1)
+    errors.push(`${at}: matches not exactly one oneOf branch`);
   if ('const' in s && value !== s.const) errors.push(`${at}: is not ${JSON.stringify(s.const)}`);
   if (s.enum && !s.enum.includes(value)) errors.push(`${at}: ${JSON.stringify(value)} is not one of ${JSON.stringify(s.enum)}`);
   if (s.type) {
@@ -146,7 +148,8 @@ function conformance(doc: Json, schema: Json, value: unknown, at = '$', closed =
     if (!types.some((type) => isType(value, type))) return [...errors, `${at}: ${JSON.stringify(value)} is not ${types.join(' or ')}`];
   }
   if (typeof value === 'string') {
-    if (s.format && FORMATS[s.format] && !FORMATS[s.format]!.test(value)) errors.push(`${at}: ${JSON.stringify(value)} is not a ${s.format}`);
+    if (s.format && FORMATS[s.format] && !FORMATS[s.format]!.test(value))
+      errors.push(`${at}: ${JSON.stringify(value)} is not a ${s.format}`);
     if (s.pattern && !new RegExp(s.pattern, 'u').test(value)) errors.push(`${at}: does not match ${s.pattern}`);
   }
   if (typeof value === 'number' && ((s.minimum !== undefined && value < s.minimum) || (s.maximum !== undefined && value > s.maximum))) {
@@ -173,7 +176,10 @@ function conformance(doc: Json, schema: Json, value: unknown, at = '$', closed =
  */
 function expectDocumented(doc: Json, method: string, template: string, res: request.Response): void {
   const op = doc.paths[template]?.[method];
-  expect({ route: `${method.toUpperCase()} ${template}`, documented: op !== undefined }).toEqual({ route: expect.any(String), documented: true });
+  expect({ route: `${method.toUpperCase()} ${template}`, documented: op !== undefined }).toEqual({
+    route: expect.any(String),
+    documented: true,
+  });
   const response = op.responses[String(res.status)];
   expect({ status: res.status, documented: response !== undefined }).toEqual({ status: res.status, documented: true });
   if (res.status === 204) {
@@ -249,7 +255,10 @@ describe('GET /openapi.json', () => {
     for (const { method, path, op } of operations(doc)) {
       const signed = SIGNED_PREFIXES.some((prefix) => path.startsWith(prefix));
       const requirement = op.security?.[0];
-      expect({ route: `${method} ${path}`, signed: requirement !== undefined && hmacSchemes.every((scheme) => scheme in requirement) }).toEqual({
+      expect({
+        route: `${method} ${path}`,
+        signed: requirement !== undefined && hmacSchemes.every((scheme) => scheme in requirement),
+      }).toEqual({
         route: `${method} ${path}`,
         signed,
       });
@@ -288,7 +297,10 @@ describe('GET /openapi.json', () => {
       }
       if (path === '/.well-known/jwks.json') expected.push('RATE_LIMITED');
       const documented = documentedCodes(op);
-      expect({ route: `${method} ${path}`, missing: expected.filter((code) => !documented.has(code)) }).toEqual({ route: `${method} ${path}`, missing: [] });
+      expect({ route: `${method} ${path}`, missing: expected.filter((code) => !documented.has(code)) }).toEqual({
+        route: `${method} ${path}`,
+        missing: [],
+      });
     }
   });
 
@@ -296,7 +308,8 @@ describe('GET /openapi.json', () => {
     for (const { op } of operations(doc)) {
       for (const [code, status] of documentedCodes(op)) {
         expect({ code, status }).toEqual({ code, status: PROBLEMS[code].status });
-        if (['ACCOUNT_LOCKED', 'RATE_LIMITED', 'UNAVAILABLE'].includes(code)) expect(op.responses[String(status)].headers['Retry-After']).toBeDefined();
+        if (['ACCOUNT_LOCKED', 'RATE_LIMITED', 'UNAVAILABLE'].includes(code))
+          expect(op.responses[String(status)].headers['Retry-After']).toBeDefined();
       }
     }
   });
@@ -306,14 +319,19 @@ describe('GET /openapi.json', () => {
       const limited = !['/healthz', '/readyz', '/metrics'].includes(path);
       for (const response of Object.values(op.responses as Record<string, Json>)) {
         expect(response.headers['X-Request-Id']).toBeDefined();
-        expect({ path, rateLimitHeaders: 'RateLimit' in response.headers && 'RateLimit-Policy' in response.headers }).toEqual({ path, rateLimitHeaders: limited });
+        expect({ path, rateLimitHeaders: 'RateLimit' in response.headers && 'RateLimit-Policy' in response.headers }).toEqual({
+          path,
+          rateLimitHeaders: limited,
+        });
       }
     }
   });
 
   it('when refresh and logout are read, then they take the refresh_token cookie', () => {
     for (const path of ['/auth/refresh', '/auth/logout']) {
-      expect(doc.paths[path].post.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ in: 'cookie', name: 'refresh_token' })]));
+      expect(doc.paths[path].post.parameters).toEqual(
+        expect.arrayContaining([expect.objectContaining({ in: 'cookie', name: 'refresh_token' })]),
+      );
     }
   });
 });
@@ -340,50 +358,119 @@ describe.each(DATABASE_KINDS)('the document against real responses (%s)', (kind)
 
   type Case = [string, string, string, number, () => Promise<request.Response>];
   const CASES: Case[] = [
-    ['a registration', 'post', '/auth/register', 201, () => post('/auth/register', { email: uniqueEmail(), password: GOOD_PASSWORD, username: uniqueUsername() })],
-    ['a login', 'post', '/auth/login', 200, async () => {
-      const user = await registerUser(h.app);
-      return post('/auth/login', { email: user.email, password: user.password });
-    }],
-    ['a refresh', 'post', '/auth/refresh', 200, async () => post('/auth/refresh', { refreshToken: (await registerUser(h.app)).refreshToken })],
+    [
+      'a registration',
+      'post',
+      '/auth/register',
+      201,
+      () => post('/auth/register', { email: uniqueEmail(), password: GOOD_PASSWORD, username: uniqueUsername() }),
+    ],
+    [
+      'a login',
+      'post',
+      '/auth/login',
+      200,
+      async () => {
+        const user = await registerUser(h.app);
+        return post('/auth/login', { email: user.email, password: user.password });
+      },
+    ],
+    [
+      'a refresh',
+      'post',
+      '/auth/refresh',
+      200,
+      async () => post('/auth/refresh', { refreshToken: (await registerUser(h.app)).refreshToken }),
+    ],
     ['a logout', 'post', '/auth/logout', 204, async () => post('/auth/logout', { refreshToken: (await registerUser(h.app)).refreshToken })],
-    ['a logout of every session', 'post', '/auth/logout-all', 204, async () => post('/auth/logout-all', undefined, (await registerUser(h.app)).accessToken)],
+    [
+      'a logout of every session',
+      'post',
+      '/auth/logout-all',
+      204,
+      async () => post('/auth/logout-all', undefined, (await registerUser(h.app)).accessToken),
+    ],
     ['the profile', 'get', '/users/me', 200, async () => get('/users/me', (await registerUser(h.app)).accessToken)],
     ['the sessions', 'get', '/users/me/sessions', 200, async () => get('/users/me/sessions', (await registerUser(h.app)).accessToken)],
-    ['a session revoked', 'delete', '/users/me/sessions/{id}', 204, async () => {
-      const user = await registerUser(h.app);
-      const other = await post('/auth/login', { email: user.email, password: user.password });
-      const sessions = await get('/users/me/sessions', user.accessToken);
-      const target = sessions.body.find((session: { current: boolean }) => !session.current);
-      expect(other.status).toBe(200);
-      return request(h.app).delete(`/users/me/sessions/${target.id}`).set(bearer(user.accessToken));
-    }],
-    ['a password change', 'post', '/users/me/password', 204, async () => {
-      const user = await registerUser(h.app);
-      return post('/users/me/password', { currentPassword: user.password, newPassword: 'another good passphrase 9' }, user.accessToken);
-    }],
-    ['a page of users', 'get', '/admin/users', 200, async () => {
-      const admin = await registerAdmin(h.app, h.database.db);
-      await registerUser(h.app);
-      return get('/admin/users?limit=1', admin.accessToken);
-    }],
-    ['roles set', 'put', '/admin/users/{id}/roles', 200, async () => {
-      const admin = await registerAdmin(h.app, h.database.db);
-      const user = await registerUser(h.app);
-      return request(h.app).put(`/admin/users/${user.id}/roles`).set(bearer(admin.accessToken)).send({ roles: ['user', 'admin'] });
-    }],
-    ['a user disabled', 'post', '/admin/users/{id}/disable', 200, async () => {
-      const admin = await registerAdmin(h.app, h.database.db);
-      return post(`/admin/users/${(await registerUser(h.app)).id}/disable`, undefined, admin.accessToken);
-    }],
-    ['a user enabled', 'post', '/admin/users/{id}/enable', 200, async () => {
-      const admin = await registerAdmin(h.app, h.database.db);
-      return post(`/admin/users/${(await registerUser(h.app)).id}/enable`, undefined, admin.accessToken);
-    }],
-    ['a page of audit events', 'get', '/admin/events', 200, async () => {
-      const admin = await registerAdmin(h.app, h.database.db);
-      return get(`/admin/events?userId=${admin.id}&limit=1`, admin.accessToken);
-    }],
+    [
+      'a session revoked',
+      'delete',
+      '/users/me/sessions/{id}',
+      204,
+      async () => {
+        const user = await registerUser(h.app);
+        const other = await post('/auth/login', { email: user.email, password: user.password });
+        const sessions = await get('/users/me/sessions', user.accessToken);
+        const target = sessions.body.find((session: { current: boolean }) => !session.current);
+        expect(other.status).toBe(200);
+        return request(h.app).delete(`/users/me/sessions/${target.id}`).set(bearer(user.accessToken));
+      },
+    ],
+    [
+      'a password change',
+      'post',
+      '/users/me/password',
+      204,
+      async () => {
+        const user = await registerUser(h.app);
+        return post('/users/me/password', { currentPassword: user.password, newPassword: 'another good passphrase 9' }, user.accessToken);
+      },
+    ],
+    [
+      'a page of users',
+      'get',
+      '/admin/users',
+      200,
+      async () => {
+        const admin = await registerAdmin(h.app, h.database.db);
+        await registerUser(h.app);
+        return get('/admin/users?limit=1', admin.accessToken);
+      },
+    ],
+    [
+      'roles set',
+      'put',
+      '/admin/users/{id}/roles',
+      200,
+      async () => {
+        const admin = await registerAdmin(h.app, h.database.db);
+        const user = await registerUser(h.app);
+        return request(h.app)
+          .put(`/admin/users/${user.id}/roles`)
+          .set(bearer(admin.accessToken))
+          .send({ roles: ['user', 'admin'] });
+      },
+    ],
+    [
+      'a user disabled',
+      'post',
+      '/admin/users/{id}/disable',
+      200,
+      async () => {
+        const admin = await registerAdmin(h.app, h.database.db);
+        return post(`/admin/users/${(await registerUser(h.app)).id}/disable`, undefined, admin.accessToken);
+      },
+    ],
+    [
+      'a user enabled',
+      'post',
+      '/admin/users/{id}/enable',
+      200,
+      async () => {
+        const admin = await registerAdmin(h.app, h.database.db);
+        return post(`/admin/users/${(await registerUser(h.app)).id}/enable`, undefined, admin.accessToken);
+      },
+    ],
+    [
+      'a page of audit events',
+      'get',
+      '/admin/events',
+      200,
+      async () => {
+        const admin = await registerAdmin(h.app, h.database.db);
+        return get(`/admin/events?userId=${admin.id}&limit=1`, admin.accessToken);
+      },
+    ],
     ['the JWKS', 'get', '/.well-known/jwks.json', 200, () => request(h.app).get('/.well-known/jwks.json')],
     ['liveness', 'get', '/healthz', 200, () => request(h.app).get('/healthz')],
     ['readiness', 'get', '/readyz', 200, () => request(h.app).get('/readyz')],
@@ -393,24 +480,81 @@ describe.each(DATABASE_KINDS)('the document against real responses (%s)', (kind)
     // Errors: the status, and the code within the ones documented for that route.
     ['a weak password', 'post', '/auth/register', 422, () => post('/auth/register', { email: uniqueEmail(), password: 'password1' })],
     ['an invalid email', 'post', '/auth/register', 422, () => post('/auth/register', { email: 'nope', password: GOOD_PASSWORD })],
-    ['a taken email', 'post', '/auth/register', 409, async () => post('/auth/register', { email: (await registerUser(h.app)).email, password: GOOD_PASSWORD })],
-    ['a wrong password', 'post', '/auth/login', 401, async () => post('/auth/login', { email: (await registerUser(h.app)).email, password: 'not the password' })],
+    [
+      'a taken email',
+      'post',
+      '/auth/register',
+      409,
+      async () => post('/auth/register', { email: (await registerUser(h.app)).email, password: GOOD_PASSWORD }),
+    ],
+    [
+      'a wrong password',
+      'post',
+      '/auth/login',
+      401,
+      async () => post('/auth/login', { email: (await registerUser(h.app)).email, password: 'not the password' }),
+    ],
     ['a text/plain body', 'post', '/auth/login', 415, () => request(h.app).post('/auth/login').set('Content-Type', 'text/plain').send('x')],
-    ['broken JSON', 'post', '/auth/login', 400, () => request(h.app).post('/auth/login').set('Content-Type', 'application/json').send('{"email":')],
+    [
+      'broken JSON',
+      'post',
+      '/auth/login',
+      400,
+      () => request(h.app).post('/auth/login').set('Content-Type', 'application/json').send('{"email":'),
+    ],
     ['an unknown refresh token', 'post', '/auth/refresh', 401, () => post('/auth/refresh', { refreshToken: 'x'.repeat(43) })],
-    ['a signature of an unknown client', 'get', '/users/me', 401, () => sendSigned(h.app, { id: 'stranger', secret: 's'.repeat(32) }, 'GET', '/users/me')],
+    [
+      'a signature of an unknown client',
+      'get',
+      '/users/me',
+      401,
+      () => sendSigned(h.app, { id: 'stranger', secret: 's'.repeat(32) }, 'GET', '/users/me'),
+    ],
     ['no access token', 'get', '/users/me', 401, () => request(h.app).get('/users/me')],
     ['a forged access token', 'get', '/users/me', 401, () => get('/users/me', 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln')],
-    ['an unknown session', 'delete', '/users/me/sessions/{id}', 404, async () =>
-      request(h.app).delete('/users/me/sessions/00000000-0000-4000-8000-000000000000').set(bearer((await registerUser(h.app)).accessToken))],
+    [
+      'an unknown session',
+      'delete',
+      '/users/me/sessions/{id}',
+      404,
+      async () =>
+        request(h.app)
+          .delete('/users/me/sessions/00000000-0000-4000-8000-000000000000')
+          .set(bearer((await registerUser(h.app)).accessToken)),
+    ],
     ['a user without users:read', 'get', '/admin/users', 403, async () => get('/admin/users', (await registerUser(h.app)).accessToken)],
-    ['an unknown role', 'put', '/admin/users/{id}/roles', 422, async () => {
-      const admin = await registerAdmin(h.app, h.database.db);
-      return request(h.app).put(`/admin/users/${admin.id}/roles`).set(bearer(admin.accessToken)).send({ roles: ['wizard'] });
-    }],
-    ['an unknown user', 'post', '/admin/users/{id}/disable', 404, async () =>
-      post('/admin/users/00000000-0000-4000-8000-000000000000/disable', undefined, (await registerAdmin(h.app, h.database.db)).accessToken)],
-    ['a foreign cursor', 'get', '/admin/events', 422, async () => get('/admin/events?cursor=bm90LWEtY3Vyc29y', (await registerAdmin(h.app, h.database.db)).accessToken)],
+    [
+      'an unknown role',
+      'put',
+      '/admin/users/{id}/roles',
+      422,
+      async () => {
+        const admin = await registerAdmin(h.app, h.database.db);
+        return request(h.app)
+          .put(`/admin/users/${admin.id}/roles`)
+          .set(bearer(admin.accessToken))
+          .send({ roles: ['wizard'] });
+      },
+    ],
+    [
+      'an unknown user',
+      'post',
+      '/admin/users/{id}/disable',
+      404,
+      async () =>
+        post(
+          '/admin/users/00000000-0000-4000-8000-000000000000/disable',
+          undefined,
+          (await registerAdmin(h.app, h.database.db)).accessToken,
+        ),
+    ],
+    [
+      'a foreign cursor',
+      'get',
+      '/admin/events',
+      422,
+      async () => get('/admin/events?cursor=bm90LWEtY3Vyc29y', (await registerAdmin(h.app, h.database.db)).accessToken),
+    ],
     ['an unknown docs asset', 'get', '/docs/{asset}', 404, () => request(h.app).get('/docs/swagger-initializer.js')],
   ];
 
@@ -425,16 +569,28 @@ describe.each(DATABASE_KINDS)('the document against real responses (%s)', (kind)
     ['AuthResult', authResultView, () => post('/auth/register', { email: uniqueEmail(), password: GOOD_PASSWORD })],
     ['TokenPair', tokenPairView, async () => post('/auth/refresh', { refreshToken: (await registerUser(h.app)).refreshToken })],
     ['CurrentUser', currentUserView, async () => get('/users/me', (await registerUser(h.app)).accessToken)],
-    ['Session', sessionView, async () => {
-      const res = await get('/users/me/sessions', (await registerUser(h.app)).accessToken);
-      return Object.assign(res, { body: res.body[0] });
-    }],
+    [
+      'Session',
+      sessionView,
+      async () => {
+        const res = await get('/users/me/sessions', (await registerUser(h.app)).accessToken);
+        return Object.assign(res, { body: res.body[0] });
+      },
+    ],
     ['AdminUserPage', adminUserPageView, async () => get('/admin/users?limit=2', (await registerAdmin(h.app, h.database.db)).accessToken)],
-    ['AdminUser', adminUserView, async () => {
-      const admin = await registerAdmin(h.app, h.database.db);
-      return post(`/admin/users/${(await registerUser(h.app)).id}/enable`, undefined, admin.accessToken);
-    }],
-    ['AuditEventPage', auditEventPageView, async () => get('/admin/events?limit=5', (await registerAdmin(h.app, h.database.db)).accessToken)],
+    [
+      'AdminUser',
+      adminUserView,
+      async () => {
+        const admin = await registerAdmin(h.app, h.database.db);
+        return post(`/admin/users/${(await registerUser(h.app)).id}/enable`, undefined, admin.accessToken);
+      },
+    ],
+    [
+      'AuditEventPage',
+      auditEventPageView,
+      async () => get('/admin/events?limit=5', (await registerAdmin(h.app, h.database.db)).accessToken),
+    ],
     ['Problem', problemView, () => post('/auth/register', { email: 'nope', password: GOOD_PASSWORD })],
   ];
 
@@ -551,7 +707,9 @@ describe('the route declarations and the document', () => {
     expect(documentedCodes(added.paths![path]!.post as Json).get('LAST_ADMIN')).toBe(409);
 
     const disable = '/admin/users/{id}/disable';
-    const removed = buildOpenApiDocument(withChangedRoute('post', disable, (route) => ({ ...route, errors: route.errors.filter((code) => code !== 'LAST_ADMIN') })));
+    const removed = buildOpenApiDocument(
+      withChangedRoute('post', disable, (route) => ({ ...route, errors: route.errors.filter((code) => code !== 'LAST_ADMIN') })),
+    );
     expect(documentedCodes(removed.paths![disable]!.post as Json).has('LAST_ADMIN')).toBe(false);
   });
 });
@@ -572,7 +730,11 @@ describe('the declared permissions, enforced', () => {
   /** A user whose only role grants exactly `permissions`. */
   async function userWith(name: string, permissions: string[]) {
     const { db } = h.database;
-    await db.insertInto('roles').values({ name, description: 'test' }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    await db
+      .insertInto('roles')
+      .values({ name, description: 'test' })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
     if (permissions.length > 0) {
       await db
         .insertInto('role_permissions')
@@ -587,7 +749,9 @@ describe('the declared permissions, enforced', () => {
   }
 
   function call(route: RouteDeclaration<never>, accessToken: string) {
-    const req = request(h.app)[route.method](route.path.replace(/\{[^}]+\}/g, SOME_ID)).set(bearer(accessToken));
+    const req = request(h.app)
+      [route.method](route.path.replace(/\{[^}]+\}/g, SOME_ID))
+      .set(bearer(accessToken));
     return route.method === 'get' ? req : req.send({});
   }
 
@@ -595,16 +759,22 @@ describe('the declared permissions, enforced', () => {
     expect(PERMISSION_ROUTES.length).toBeGreaterThanOrEqual(5);
   });
 
-  it.each(PERMISSION_ROUTES)('when %s is called without %s, then it answers 403 FORBIDDEN; with only it, not', async (_name, permission, route) => {
-    expect(everyPermission).toContain(permission);
-    const slug = permission.replace(':', '-');
-    const lacking = await userWith(`lacks-${slug}`, everyPermission.filter((p) => p !== permission));
-    expectProblem(await call(route, lacking.accessToken), 403, 'FORBIDDEN');
+  it.each(PERMISSION_ROUTES)(
+    'when %s is called without %s, then it answers 403 FORBIDDEN; with only it, not',
+    async (_name, permission, route) => {
+      expect(everyPermission).toContain(permission);
+      const slug = permission.replace(':', '-');
+      const lacking = await userWith(
+        `lacks-${slug}`,
+        everyPermission.filter((p) => p !== permission),
+      );
+      expectProblem(await call(route, lacking.accessToken), 403, 'FORBIDDEN');
 
-    const holding = await userWith(`only-${slug}`, [permission]);
-    const res = await call(route, holding.accessToken);
-    expect({ status: res.status, code: res.body.code }).not.toEqual({ status: 403, code: 'FORBIDDEN' });
-  });
+      const holding = await userWith(`only-${slug}`, [permission]);
+      const res = await call(route, holding.accessToken);
+      expect({ status: res.status, code: res.body.code }).not.toEqual({ status: 403, code: 'FORBIDDEN' });
+    },
+  );
 });
 
 // ---- the docs page ---------------------------------------------------------------------------
@@ -703,5 +873,4 @@ describe('GET /docs', () => {
       await limited.close();
     }
   });
-
 });

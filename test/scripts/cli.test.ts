@@ -14,13 +14,12 @@ function parse(...argv: string[]) {
 
 describe('parseCommandLine', () => {
   // A kid is a base64url SHA-256 thumbprint: 1 in 64 starts with '-', 1 in 4096 with '--'.
-  it.each([
-    ['-H-Y2M11Zwjgc4eQAsgdohfubUlqK2z9BDicy2gcz2I'],
-    ['--Y2M11Zwjgc4eQAsgdohfubUlqK2z9BDicy2gcz2Ia'],
-    ['plain-kid'],
-  ])('when a string option is followed by %s, then that is its value', (kid) => {
-    expect(parse('--kid', kid)).toEqual({ kid });
-  });
+  it.each([['-H-Y2M11Zwjgc4eQAsgdohfubUlqK2z9BDicy2gcz2I'], ['--Y2M11Zwjgc4eQAsgdohfubUlqK2z9BDicy2gcz2Ia'], ['plain-kid']])(
+    'when a string option is followed by %s, then that is its value',
+    (kid) => {
+      expect(parse('--kid', kid)).toEqual({ kid });
+    },
+  );
 
   it('when the value is attached with =, then it is taken as written', () => {
     expect(parse('--kid=-abc', '--dry')).toEqual({ kid: '-abc', dry: true });

@@ -257,7 +257,10 @@ describe(`user:revoke (${process.env.DATABASE_URL ? 'postgres' : 'pglite'})`, ()
       state: await roleStateOf(h, user.id),
       me: await request(h.app).get('/users/me').set('Authorization', `Bearer ${user.accessToken}`),
     }));
-    expect(state).toEqual({ roles: ['user'], events: [{ data: { added: [], removed: ['admin'], by: 'cli' }, ip: null, request_id: null }] });
+    expect(state).toEqual({
+      roles: ['user'],
+      events: [{ data: { added: [], removed: ['admin'], by: 'cli' }, ip: null, request_id: null }],
+    });
     expect(me.status).toBe(200);
     expect(me.body.roles).toEqual(['user']);
     expect(me.body.permissions).not.toContain('users:read');
@@ -299,7 +302,9 @@ describe(`user:revoke and the last admin (${process.env.DATABASE_URL ? 'postgres
   });
 
   const adminsIn = () =>
-    withApp(target, async (h) => (await h.database.db.selectFrom('user_roles').select('user_id').where('role', '=', 'admin').execute()).map((r) => r.user_id).sort());
+    withApp(target, async (h) =>
+      (await h.database.db.selectFrom('user_roles').select('user_id').where('role', '=', 'admin').execute()).map((r) => r.user_id).sort(),
+    );
 
   it('when the user is the last active admin, then it refuses, exits non-zero, and they stay admin', async () => {
     const { admin, disabled } = await withApp(target, async (h) => {
@@ -358,7 +363,11 @@ describe(`prune (${process.env.DATABASE_URL ? 'postgres' : 'pglite'})`, () => {
     withApp(target, async (h) => {
       const { db } = h.database;
       const sessions = await db.selectFrom('sessions').select('user_id').execute();
-      const tokens = await db.selectFrom('refresh_tokens').innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id').select('user_id').execute();
+      const tokens = await db
+        .selectFrom('refresh_tokens')
+        .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')
+        .select('user_id')
+        .execute();
       const events = await db.selectFrom('audit_events').select('user_id').execute();
       const ids = (rows: Array<{ user_id: string | null }>) => rows.map((row) => row.user_id).sort();
       return { sessions: ids(sessions), refreshTokens: ids(tokens), auditEvents: ids(events) };
@@ -373,7 +382,11 @@ describe(`prune (${process.env.DATABASE_URL ? 'postgres' : 'pglite'})`, () => {
       const live = await registerUser(h.app);
       return { old, live };
     });
-    const everything = { sessions: [old.id, live.id].sort(), refreshTokens: [old.id, live.id].sort(), auditEvents: [old.id, live.id].sort() };
+    const everything = {
+      sessions: [old.id, live.id].sort(),
+      refreshTokens: [old.id, live.id].sort(),
+      auditEvents: [old.id, live.id].sort(),
+    };
 
     const dryRun = await target.run('prune.ts', ['--dry-run']);
 

@@ -252,7 +252,12 @@ describeIfPg('user:grant on PostgreSQL', () => {
   const rolesOf = async (userId: string) =>
     (await db.selectFrom('user_roles').select('role').where('user_id', '=', userId).orderBy('role').execute()).map((r) => r.role);
   const roleEventsOf = (userId: string) =>
-    db.selectFrom('audit_events').select(['data', 'ip', 'request_id']).where('user_id', '=', userId).where('type', '=', 'user.roles_changed').execute();
+    db
+      .selectFrom('audit_events')
+      .select(['data', 'ip', 'request_id'])
+      .where('user_id', '=', userId)
+      .where('type', '=', 'user.roles_changed')
+      .execute();
 
   it('when the user exists, then it grants the role, records one audit event, and /users/me shows admin permissions', async () => {
     const user = await registerUser(h.app);

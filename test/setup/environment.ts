@@ -39,11 +39,11 @@ export default class GatehouseEnvironment extends NodeEnvironment {
     const global = this.global as unknown as typeof globalThis;
     const realSetInterval = global.setInterval;
     const realClearInterval = global.clearInterval;
-    global.setInterval = ((...args: Parameters<typeof setInterval>) => {
+    global.setInterval = (...args: Parameters<typeof setInterval>) => {
       const interval = realSetInterval(...args);
       intervals.add(interval);
       return interval;
-    }) as typeof setInterval;
+    };
     global.clearInterval = (interval?: string | number | NodeJS.Timeout) => {
       if (typeof interval === 'object') intervals.delete(interval);
       realClearInterval(interval);

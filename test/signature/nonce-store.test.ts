@@ -273,7 +273,11 @@ describeIfRedis('RedisNonceStore', () => {
     it('when a signed request is served, then its nonce is kept in Redis for longer than 2 × HMAC_MAX_SKEW', async () => {
       // A timestamp may be HMAC_MAX_SKEW ahead and then pass for 2 × HMAC_MAX_SKEW (the window is inclusive).
       const nonce = newNonce();
-      expectProblem(await signedAs(h, ios)('POST', '/auth/login', { body: { email: uniqueEmail(), password: GOOD_PASSWORD }, nonce }), 401, 'INVALID_CREDENTIALS');
+      expectProblem(
+        await signedAs(h, ios)('POST', '/auth/login', { body: { email: uniqueEmail(), password: GOOD_PASSWORD }, nonce }),
+        401,
+        'INVALID_CREDENTIALS',
+      );
       const keys = await live.keys(`${h.config.redisPrefix}*${nonce}`);
       expect(keys).toHaveLength(1);
       expect(await live.ttl(keys[0]!)).toBeGreaterThan(2 * h.config.hmacMaxSkew);
@@ -312,7 +316,10 @@ describeIfRedis('RedisNonceStore', () => {
     });
 
     it('when a signature is wrong, then it is still refused as SIGNATURE_INVALID (no store needed)', async () => {
-      const res = await signedAs(h, ios)('POST', '/auth/login', { body: { email: uniqueEmail(), password: GOOD_PASSWORD }, signature: `sha256=${'0'.repeat(64)}` });
+      const res = await signedAs(h, ios)('POST', '/auth/login', {
+        body: { email: uniqueEmail(), password: GOOD_PASSWORD },
+        signature: `sha256=${'0'.repeat(64)}`,
+      });
       expectProblem(res, 401, 'SIGNATURE_INVALID');
     });
 

@@ -148,12 +148,15 @@ describe('HMAC signature (HMAC_MODE=required)', () => {
     it.each([
       ['the example of the contract, 1700000000000', () => 1_700_000_000_000],
       ['the harness clock in milliseconds', () => h.clock.now().getTime()],
-    ])('when the timestamp is in milliseconds (%s), then it answers 401 SIGNATURE_EXPIRED with a detail asking for seconds', async (_name, ms) => {
-      const res = await asIos('POST', '/auth/login', { body: unknownLogin(), timestamp: ms() });
-      expectProblem(res, 401, 'SIGNATURE_EXPIRED');
-      expect(res.body.detail).toMatch(/seconds/i);
-      expect(res.body.detail).toMatch(/milliseconds/i);
-    });
+    ])(
+      'when the timestamp is in milliseconds (%s), then it answers 401 SIGNATURE_EXPIRED with a detail asking for seconds',
+      async (_name, ms) => {
+        const res = await asIos('POST', '/auth/login', { body: unknownLogin(), timestamp: ms() });
+        expectProblem(res, 401, 'SIGNATURE_EXPIRED');
+        expect(res.body.detail).toMatch(/seconds/i);
+        expect(res.body.detail).toMatch(/milliseconds/i);
+      },
+    );
 
     it('when the timestamp is seconds but stale, then the detail says nothing of milliseconds', async () => {
       const res = await asIos('POST', '/auth/login', { body: unknownLogin(), timestamp: now() - MAX_SKEW - 1 });
@@ -185,13 +188,16 @@ describe('HMAC signature (HMAC_MODE=required)', () => {
     it.each([
       ['a current timestamp, replayed HMAC_MAX_SKEW seconds later', 0, MAX_SKEW],
       ['a timestamp HMAC_MAX_SKEW ahead, replayed 2 × HMAC_MAX_SKEW seconds later', MAX_SKEW, 2 * MAX_SKEW],
-    ])('when a request with %s (its timestamp still in the window), then the replay answers 401 SIGNATURE_REPLAYED', async (_name, ahead, later) => {
-      // The nonce must be remembered for as long as its timestamp can pass the clock check.
-      const options = { body: unknownLogin(), nonce: newNonce(), timestamp: now() + ahead };
-      expectProblem(await asIos('POST', '/auth/login', options), 401, 'INVALID_CREDENTIALS');
-      h.clock.advance(later);
-      expectProblem(await asIos('POST', '/auth/login', options), 401, 'SIGNATURE_REPLAYED');
-    });
+    ])(
+      'when a request with %s (its timestamp still in the window), then the replay answers 401 SIGNATURE_REPLAYED',
+      async (_name, ahead, later) => {
+        // The nonce must be remembered for as long as its timestamp can pass the clock check.
+        const options = { body: unknownLogin(), nonce: newNonce(), timestamp: now() + ahead };
+        expectProblem(await asIos('POST', '/auth/login', options), 401, 'INVALID_CREDENTIALS');
+        h.clock.advance(later);
+        expectProblem(await asIos('POST', '/auth/login', options), 401, 'SIGNATURE_REPLAYED');
+      },
+    );
 
     it('when the exact same request is sent twice, then the second answers 401 SIGNATURE_REPLAYED and creates nothing', async () => {
       const options = { body: { email: uniqueEmail(), password: GOOD_PASSWORD }, nonce: newNonce() };

@@ -45,9 +45,9 @@ describe('signature test vectors', () => {
     });
 
     it.each(cases)('when "%s" is made canonical, then the string is the vector\'s', (_name, vector) => {
-      expect(canonicalString({ method: vector.method, path: vector.path, timestamp: vector.timestamp, nonce: vector.nonce, body: vector.body })).toBe(
-        vector.canonical,
-      );
+      expect(
+        canonicalString({ method: vector.method, path: vector.path, timestamp: vector.timestamp, nonce: vector.nonce, body: vector.body }),
+      ).toBe(vector.canonical);
     });
 
     it.each(cases)('when "%s" is signed, then the signature is the vector\'s', (_name, vector) => {

@@ -97,7 +97,11 @@ describe('buildKeyStore', () => {
     ['a public key file of garbage', '20260101T000000Z-garbage.pub.pem', () => GARBAGE.replace(/PRIVATE/g, 'PUBLIC')],
   ])('when a folder holds %s, then it is refused with a KeyError naming the file', (_name, fileName, pem) => {
     // Next to a good key, so the refusal is about this file and not a missing signing key.
-    const build = () => buildKeyStore([{ name: NEWER_FILE, pem: newer.privatePem }, { name: fileName, pem: pem() }]);
+    const build = () =>
+      buildKeyStore([
+        { name: NEWER_FILE, pem: newer.privatePem },
+        { name: fileName, pem: pem() },
+      ]);
 
     expect(build).toThrow(KeyError);
     expect(build).toThrow(fileName);

@@ -58,12 +58,15 @@ describe('GET /users/me', () => {
     ['the scheme without a token', () => 'Bearer'],
     ['a token without a scheme', (token) => token],
     ['a token with its signature cut off', (token) => `Bearer ${token.slice(0, token.lastIndexOf('.') + 1)}`],
-    ['a token with a changed payload', (token) => {
-      const [header, payload, signature] = token.split('.');
-      const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
-      const forged = Buffer.from(JSON.stringify({ ...claims, roles: ['admin'] })).toString('base64url');
-      return `Bearer ${header}.${forged}.${signature}`;
-    }],
+    [
+      'a token with a changed payload',
+      (token) => {
+        const [header, payload, signature] = token.split('.');
+        const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+        const forged = Buffer.from(JSON.stringify({ ...claims, roles: ['admin'] })).toString('base64url');
+        return `Bearer ${header}.${forged}.${signature}`;
+      },
+    ],
   ])('when the Authorization header has %s, then it answers 401 TOKEN_INVALID with a challenge', async (_name, headerOf) => {
     const user = await registerUser(h.app);
     const res = await me(headerOf(user.accessToken));

@@ -15,7 +15,9 @@ describe('/users/me/sessions', () => {
   const bearer = (token: string) => `Bearer ${token}`;
   const list = (accessToken: string) => request(h.app).get('/users/me/sessions').set('Authorization', bearer(accessToken));
   const revoke = (accessToken: string, id: string) =>
-    request(h.app).delete(`/users/me/sessions/${encodeURIComponent(id)}`).set('Authorization', bearer(accessToken));
+    request(h.app)
+      .delete(`/users/me/sessions/${encodeURIComponent(id)}`)
+      .set('Authorization', bearer(accessToken));
   const me = (accessToken: string) => request(h.app).get('/users/me').set('Authorization', bearer(accessToken));
 
   /** A second session of the same user, from another "device". */
@@ -37,7 +39,12 @@ describe('/users/me/sessions', () => {
       for (const item of res.body) {
         expect(Object.keys(item).sort()).toEqual(['createdAt', 'current', 'id', 'ip', 'lastUsedAt', 'userAgent']);
         expect(item).toEqual(
-          expect.objectContaining({ id: expect.any(String), createdAt: expect.any(String), lastUsedAt: expect.any(String), ip: expect.any(String) }),
+          expect.objectContaining({
+            id: expect.any(String),
+            createdAt: expect.any(String),
+            lastUsedAt: expect.any(String),
+            ip: expect.any(String),
+          }),
         );
         expect(new Date(item.createdAt).toISOString()).toBe(item.createdAt);
       }

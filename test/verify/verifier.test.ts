@@ -57,7 +57,12 @@ async function jwksFetchCount(): Promise<number> {
   const text = await (await fetch(`${gatehouse.baseUrl}/metrics`)).text();
   const line = text
     .split('\n')
-    .find((l) => l.startsWith('gatehouse_http_request_duration_seconds_count{') && l.includes('route="/.well-known/jwks.json"') && l.includes('status="200"'));
+    .find(
+      (l) =>
+        l.startsWith('gatehouse_http_request_duration_seconds_count{') &&
+        l.includes('route="/.well-known/jwks.json"') &&
+        l.includes('status="200"'),
+    );
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
@@ -103,10 +108,7 @@ describe('verify(token)', () => {
       header: Record<string, unknown> = {},
       key: () => KeyObject | Uint8Array = () => gatehouseKey.privateKey,
     ): Forge => {
-      return () =>
-        new SignJWT(claims)
-          .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: gatehouseKey.kid, ...header } as { alg: string })
-          .sign(key());
+      return () => new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: gatehouseKey.kid, ...header }).sign(key());
     };
     const without = (name: string) => {
       const claims: Record<string, unknown> = goodClaims();
@@ -127,7 +129,10 @@ describe('verify(token)', () => {
       ['alg none', () => () => `${b64({ alg: 'none', typ: 'at+jwt', kid: gatehouseKey.kid })}.${b64(goodClaims())}.`],
       [
         'HS256 keyed with the published public key',
-        () => signed(goodClaims(), { alg: 'HS256' }, () => Buffer.from(createPublicKey(gatehouseKey.privateKey).export({ type: 'spki', format: 'pem' }))),
+        () =>
+          signed(goodClaims(), { alg: 'HS256' }, () =>
+            Buffer.from(createPublicKey(gatehouseKey.privateKey).export({ type: 'spki', format: 'pem' })),
+          ),
       ],
       ['RS512 with Gatehouse key (the algorithm is pinned)', () => signed(goodClaims(), { alg: 'RS512' })],
       ['wrong audience', () => signed({ ...goodClaims(), aud: 'another-service' })],
@@ -162,33 +167,49 @@ describe('verify(token)', () => {
 
     // maxTokenAge: the lifetime (exp − iat) the verifier takes, plus the clock tolerance.
     it.each([
-      { when: 'lasts 900 s (the default maxTokenAge, the contract’s default ACCESS_TOKEN_TTL)', lifetime: 900, options: {}, expected: 'valid' },
+      {
+        when: 'lasts 900 s (the default maxTokenAge, the contract’s default ACCESS_TOKEN_TTL)',
+        lifetime: 900,
+        options: {},
+        expected: 'valid',
+      },
       { when: 'lasts 900 + 30 s with the defaults', lifetime: 930, options: {}, expected: 'valid' },
       { when: 'lasts 900 + 31 s with the defaults', lifetime: 931, options: {}, expected: 'TOKEN_INVALID' },
       { when: 'lasts a day with the defaults', lifetime: 86_400, options: {}, expected: 'TOKEN_INVALID' },
       { when: 'lasts 3600 s and maxTokenAge is 3600', lifetime: 3600, options: { maxTokenAge: 3600 }, expected: 'valid' },
-      { when: 'lasts 300 + 1 s, maxTokenAge 300 and no tolerance', lifetime: 301, options: { maxTokenAge: 300, clockTolerance: 0 }, expected: 'TOKEN_INVALID' },
+      {
+        when: 'lasts 300 + 1 s, maxTokenAge 300 and no tolerance',
+        lifetime: 301,
+        options: { maxTokenAge: 300, clockTolerance: 0 },
+        expected: 'TOKEN_INVALID',
+      },
     ])('when a token well signed by Gatehouse’s key $when, then it is $expected', async ({ lifetime, options, expected }) => {
       const token = await signed({ ...goodClaims(), iat: now(), exp: now() + lifetime })();
 
-      const outcome = await verifierFor(options).verify(token).then(
-        () => 'valid',
-        (error: unknown) => (error instanceof VerifyError ? error.code : error),
-      );
+      const outcome = await verifierFor(options)
+        .verify(token)
+        .then(
+          () => 'valid',
+          (error: unknown) => (error instanceof VerifyError ? error.code : error),
+        );
 
       expect(outcome).toBe(expected);
     });
 
     it('when a token well signed by Gatehouse’s key was issued a minute from now, then verify fails with TOKEN_INVALID', async () => {
       const token = await signed({ ...goodClaims(), iat: now() + 60, exp: now() + 360 })();
-      const error = await verifierFor().verify(token).catch((e: unknown) => e);
+      const error = await verifierFor()
+        .verify(token)
+        .catch((e: unknown) => e);
       expect((error as VerifyError).code).toBe('TOKEN_INVALID');
     });
 
     it.each(cases)('when the token is forged (%s), then verify fails with TOKEN_INVALID', async (_name, forge) => {
       const token = await forge()();
 
-      const error = await verifierFor().verify(token).catch((e: unknown) => e);
+      const error = await verifierFor()
+        .verify(token)
+        .catch((e: unknown) => e);
 
       expect(error).toBeInstanceOf(VerifyError);
       expect((error as VerifyError).code).toBe('TOKEN_INVALID');
@@ -216,7 +237,11 @@ describe('verify(token)', () => {
   it('when the JWKS cannot be fetched, then verify fails with KeysUnavailableError, not a token error', async () => {
     const { accessToken } = await registerOnGatehouse();
     const closedPort = await freePort();
-    const verifier = createVerifier({ jwksUrl: `http://127.0.0.1:${closedPort}/.well-known/jwks.json`, issuer: 'gatehouse', audience: 'gatehouse' });
+    const verifier = createVerifier({
+      jwksUrl: `http://127.0.0.1:${closedPort}/.well-known/jwks.json`,
+      issuer: 'gatehouse',
+      audience: 'gatehouse',
+    });
 
     await expect(verifier.verify(accessToken)).rejects.toBeInstanceOf(KeysUnavailableError);
   });
@@ -230,7 +255,9 @@ describe('verify(token)', () => {
     ['an infinite maxTokenAge', { maxTokenAge: Infinity }],
     ['a maxTokenAge that is not a number', { maxTokenAge: '900' as unknown as number }],
   ])('when created with %s, then createVerifier throws a TypeError', (_name, bad) => {
-    expect(() => createVerifier({ jwksUrl: 'http://127.0.0.1/.well-known/jwks.json', issuer: 'gatehouse', audience: 'gatehouse', ...bad })).toThrow(TypeError);
+    expect(() =>
+      createVerifier({ jwksUrl: 'http://127.0.0.1/.well-known/jwks.json', issuer: 'gatehouse', audience: 'gatehouse', ...bad }),
+    ).toThrow(TypeError);
   });
 });
 
@@ -289,7 +316,11 @@ describe('middleware()', () => {
   it('when the JWKS cannot be fetched, then it answers 503 UNAVAILABLE with Retry-After', async () => {
     const { accessToken } = await registerOnGatehouse();
     const closedPort = await freePort();
-    const verifier = createVerifier({ jwksUrl: `http://127.0.0.1:${closedPort}/.well-known/jwks.json`, issuer: 'gatehouse', audience: 'gatehouse' });
+    const verifier = createVerifier({
+      jwksUrl: `http://127.0.0.1:${closedPort}/.well-known/jwks.json`,
+      issuer: 'gatehouse',
+      audience: 'gatehouse',
+    });
 
     const res = await request(appWith(verifier)).get('/orders').set('X-Request-Id', 'r-3').set('Authorization', `Bearer ${accessToken}`);
 
@@ -316,19 +347,22 @@ describe('the JWKS cache', () => {
   it.each([
     { when: 'within the cooldown', cooldownSeconds: 600, fetches: 1 },
     { when: 'with no cooldown', cooldownSeconds: 0, fetches: 4 },
-  ])('when three tokens with unknown kids arrive $when, then the JWKS is fetched $fetches time(s) in all', async ({ cooldownSeconds, fetches }) => {
-    const { accessToken } = await registerOnGatehouse();
-    const unknown = await tokensWithUnknownKids(3);
-    const verifier = verifierFor({ cooldownSeconds });
-    const before = await jwksFetchCount();
+  ])(
+    'when three tokens with unknown kids arrive $when, then the JWKS is fetched $fetches time(s) in all',
+    async ({ cooldownSeconds, fetches }) => {
+      const { accessToken } = await registerOnGatehouse();
+      const unknown = await tokensWithUnknownKids(3);
+      const verifier = verifierFor({ cooldownSeconds });
+      const before = await jwksFetchCount();
 
-    await verifier.verify(accessToken);
-    for (const token of unknown) {
-      await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'TOKEN_INVALID' });
-    }
+      await verifier.verify(accessToken);
+      for (const token of unknown) {
+        await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'TOKEN_INVALID' });
+      }
 
-    expect((await jwksFetchCount()) - before).toBe(fetches);
-  });
+      expect((await jwksFetchCount()) - before).toBe(fetches);
+    },
+  );
 
   // Last in the file: it restarts Gatehouse.
   it('when Gatehouse rotates its key and restarts, then a token with the new kid verifies in the same verifier', async () => {
