@@ -36,6 +36,9 @@ function templateTarball(template: PgliteTemplate): Promise<Blob> | undefined {
  * `npm test`), it is made the slow way.
  */
 export async function openPgliteFrom(template: PgliteTemplate): Promise<DatabaseHandle> {
+  // A suite that takes a new database for each test has dropped the earlier ones, closed:
+  // collect them before this one takes its memory (`npm test` runs node with --expose-gc).
+  (globalThis as { gc?: () => void }).gc?.();
   const tarball = templateTarball(template);
   if (tarball) return openDatabase({ dataDir: 'memory://', loadDataDir: await tarball });
   const handle = await openDatabase({ dataDir: 'memory://' });
