@@ -3,6 +3,7 @@ import { type DatabaseHandle, openDatabase, type DB } from '../../src/db/databas
 import { createMigrator, migrateDown, migrateToLatest, migrationStatus } from '../../src/db/migrator';
 import { migrations } from '../../migrations';
 import { createScratchDatabase, openPgliteFrom, type ScratchDatabase } from '../helpers/databases';
+import { violationOf } from '../helpers/violations';
 
 const APP_TABLES = ['audit_events', 'login_failures', 'refresh_tokens', 'role_permissions', 'roles', 'sessions', 'user_roles', 'users'];
 const LOGIN_FAILURES_MIGRATION = '20261129T1900_login_failures';
@@ -24,17 +25,6 @@ async function columnsOf(db: DB, table: string): Promise<string[]> {
     where table_schema = 'public' and table_name = ${table}
     order by column_name`.execute(db);
   return rows.map((row) => row.column_name);
-}
-
-/** The SQLSTATE and constraint a write fails with; undefined when it succeeds. */
-async function violationOf(write: Promise<unknown>): Promise<{ code: unknown; constraint: unknown } | undefined> {
-  try {
-    await write;
-    return undefined;
-  } catch (error) {
-    const { code, constraint } = error as { code?: unknown; constraint?: unknown };
-    return { code, constraint };
-  }
 }
 
 /** Up, down, up again, on any freshly created, empty database. */
