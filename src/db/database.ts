@@ -1,10 +1,11 @@
 import { PGlite } from '@electric-sql/pglite';
 import { chmodSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
-import { Pool } from 'pg';
+import { Pool, type PoolClient } from 'pg';
 import { LOCK_FILE, lockDataDir } from './data-dir-lock';
+import { preparedStatementName } from './prepared';
 import type { Database } from './schema';
 
 export type DB = Kysely<Database>;
@@ -103,6 +104,34 @@ function holdPrivateUmask(): () => void {
 }
 
 /**
+ * The pool as Kysely uses it, but sending the queries of prepared.ts as named prepared
+ * statements: PostgreSQL then parses and plans each once per connection. (The embedded
+ * database runs in this process; it has no round trip to save and is given the pool as is.)
+ */
+function namingPreparedStatements(pool: Pool): PostgresPool {
+  // One adapter per pooled client, so Kysely, which keys its connections by client, keeps finding its own.
+  const adapters = new WeakMap<PoolClient, PostgresPoolClient>();
+  const adapt = (client: PoolClient): PostgresPoolClient => ({
+    query: ((text: unknown, values?: unknown[]) => {
+      // A cursor (Kysely's stream()) goes through untouched.
+      if (typeof text !== 'string') return client.query(text as never);
+      const name = preparedStatementName(text);
+      return name ? client.query({ name, text, values }) : client.query(text, values);
+    }) as unknown as PostgresPoolClient['query'],
+    release: () => client.release(),
+  });
+  return {
+    connect: async () => {
+      const client = await pool.connect();
+      let adapter = adapters.get(client);
+      if (!adapter) adapters.set(client, (adapter = adapt(client)));
+      return adapter;
+    },
+    end: () => pool.end(),
+  };
+}
+
+/**
  * Opens the database: a `pg` pool when a URL is given, else PGlite under `dataDir`.
  * Both run the same migrations and the same queries.
  */
@@ -125,7 +154,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     // drops the client when it is released.
     pool.on('connect', (client) => client.on('error', () => undefined));
     return {
-      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: namingPreparedStatements(pool) }) }),
       kind: 'postgres',
       poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
       close: async () => {
