@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as initial from './20261123T1300_initial';
 import * as sessionsRevokedAtIndex from './20261123T1500_sessions_revoked_at_index';
 import * as loginFailures from './20261129T1900_login_failures';
+import * as rolePermissionsRevision from './20261129T2200_role_permissions_revision';
 
 /**
  * Every migration, by name. Names sort by time; Kysely applies them in that order.
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   '20261123T1300_initial': initial,
   '20261123T1500_sessions_revoked_at_index': sessionsRevokedAtIndex,
   '20261129T1900_login_failures': loginFailures,
+  '20261129T2200_role_permissions_revision': rolePermissionsRevision,
 };

@@ -25,6 +25,7 @@ import { MemoryNonceStore, type NonceStore, RedisNonceStore } from './signature/
 import { verifySignature } from './signature/signature.middleware';
 import { createAccessTokens } from './tokens/access-token';
 import type { KeyStore } from './tokens/keys';
+import { createPermissionMap } from './roles/permission-map';
 import { findSessionWithUser } from './sessions/session.repository';
 import { createSessionsService } from './sessions/sessions.service';
 
@@ -73,7 +74,15 @@ export function createApp(deps: AppDeps): Express {
   });
   const sessions = createSessionsService({ db, clock });
   const admin = createAdminService({ db, clock });
-  const requireAuth = authenticate({ loadCaller: (sessionId) => findSessionWithUser(db, sessionId), accessTokens, clock });
+  const permissionMap = createPermissionMap(db);
+  const requireAuth = authenticate({
+    loadCaller: async (sessionId) => {
+      const session = await findSessionWithUser(db, sessionId);
+      return session && { ...session, permissions: await permissionMap.permissionsOf(session.roles, session.rolesRevision) };
+    },
+    accessTokens,
+    clock,
+  });
   // Every route is declared once (APP_ROUTES); each group is mounted below at its stage.
   const routes = bindStages(APP_ROUTES, {
     open: { health: { db, redis }, metrics: { metrics } },

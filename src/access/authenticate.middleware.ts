@@ -18,7 +18,7 @@ export interface Caller {
   revokedAt: Date | null;
   expiresAt: Date;
   roles: string[];
-  permissions: string[];
+  permissions: readonly string[];
   /** The account's own fields, so a handler can show them (GET /users/me) without another query. */
   account: { email: string; username: string | null; createdAt: Date; lastLoginAt: Date | null };
 }
@@ -31,7 +31,7 @@ export interface AuthContext {
   userId: string;
   sessionId: string;
   roles: string[];
-  permissions: string[];
+  permissions: readonly string[];
   account: Caller['account'];
 }
 

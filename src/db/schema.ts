@@ -14,6 +14,12 @@ export interface RolePermissionsTable {
   permission: string;
 }
 
+/** One row: moves on every change to roles or role_permissions (a trigger), so caches know to reload. */
+export interface RolePermissionsRevisionTable {
+  id: Generated<boolean>;
+  revision: ColumnType<string, never, never>;
+}
+
 export interface UsersTable {
   id: Generated<string>;
   /** Trimmed and lower-cased; a CHECK keeps it so, a unique index keeps it single. */
@@ -86,6 +92,7 @@ export interface AuditEventsTable {
 export interface Database {
   roles: RolesTable;
   role_permissions: RolePermissionsTable;
+  role_permissions_revision: RolePermissionsRevisionTable;
   users: UsersTable;
   user_roles: UserRolesTable;
   sessions: SessionsTable;

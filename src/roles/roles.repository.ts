@@ -11,11 +11,8 @@ export const DEFAULT_ROLE = 'user';
 export const rolesOf = (userId: string) =>
   sql<string[]>`array(select ur.role from user_roles ur where ur.user_id = ${sql.ref(userId)} order by ur.role)`;
 
-/** The same for the user's effective permissions, through their roles. */
-export const permissionsOf = (userId: string) =>
-  sql<
-    string[]
-  >`array(select distinct rp.permission from user_roles ur join role_permissions rp on rp.role = ur.role where ur.user_id = ${sql.ref(userId)} order by rp.permission)`;
+/** The revision of the role→permission map (see permission-map.ts), as text. */
+export const rolePermissionsRevision = () => sql<string>`(select revision::text from role_permissions_revision)`;
 
 export async function listRoleNames(db: Kysely<Database>): Promise<string[]> {
   const rows = await db.selectFrom('roles').select('name').orderBy('name').execute();

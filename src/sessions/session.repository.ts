@@ -1,7 +1,8 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/schema';
 import type { RequestContext } from '../http/request-context';
-import { permissionsOf, rolesOf } from '../roles/roles.repository';
+import { preparedQuery } from '../db/prepared';
+import { rolePermissionsRevision, rolesOf } from '../roles/roles.repository';
 
 /** Every session query lives here: sign-in opens and refreshes sessions, users list and end them, admins revoke them. */
 
@@ -22,13 +23,9 @@ export async function insertSession(db: Kysely<Database>, session: { userId: str
     .executeTakeFirstOrThrow();
 }
 
-/**
- * A session with its user's state, roles and permissions, in one query: what a protected
- * request needs to know about its caller, and what a refresh needs to know about the
- * session it rotates. Undefined when the session does not exist.
- */
-export async function findSessionWithUser(db: Kysely<Database>, sessionId: string) {
-  const row = await db
+/** Prepared: every protected request runs it (see db/prepared.ts). */
+const sessionWithUser = preparedQuery(['sessionId'], (db, { sessionId }: { sessionId: string }) =>
+  db
     .selectFrom('sessions')
     .innerJoin('users', 'users.id', 'sessions.user_id')
     .select([
@@ -42,10 +39,19 @@ export async function findSessionWithUser(db: Kysely<Database>, sessionId: strin
       'users.created_at as createdAt',
       'users.last_login_at as lastLoginAt',
       rolesOf('users.id').as('roles'),
-      permissionsOf('users.id').as('permissions'),
+      rolePermissionsRevision().as('rolesRevision'),
     ])
-    .where('sessions.id', '=', sessionId)
-    .executeTakeFirst();
+    .where('sessions.id', '=', sessionId),
+);
+
+/**
+ * A session with its user's state and roles, in one query: what a protected request needs
+ * to know about its caller, and what a refresh needs to know about the session it rotates.
+ * Permissions come from the roles through roles/permission-map.ts, which `rolesRevision`
+ * keeps current. Undefined when the session does not exist.
+ */
+export async function findSessionWithUser(db: Kysely<Database>, sessionId: string) {
+  const [row] = await sessionWithUser(db, { sessionId });
   if (!row) return undefined;
   const { email, username, createdAt, lastLoginAt, ...session } = row;
   return { ...session, account: { email, username, createdAt, lastLoginAt } };

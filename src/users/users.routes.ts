@@ -25,7 +25,7 @@ export const usersRoutes: RouteTable<Record<string, never>> = [
           },
           roles,
         );
-        return { ...user, permissions };
+        return { ...user, permissions: [...permissions] };
       },
   }),
 ];

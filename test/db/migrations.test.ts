@@ -5,7 +5,17 @@ import { migrations } from '../../migrations';
 import { createScratchDatabase, openPgliteFrom, type ScratchDatabase } from '../helpers/databases';
 import { violationOf } from '../helpers/violations';
 
-const APP_TABLES = ['audit_events', 'login_failures', 'refresh_tokens', 'role_permissions', 'roles', 'sessions', 'user_roles', 'users'];
+const APP_TABLES = [
+  'audit_events',
+  'login_failures',
+  'refresh_tokens',
+  'role_permissions',
+  'role_permissions_revision',
+  'roles',
+  'sessions',
+  'user_roles',
+  'users',
+];
 const LOGIN_FAILURES_MIGRATION = '20261129T1900_login_failures';
 const MIGRATION_NAMES = Object.keys(migrations).sort();
 
