@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import { recordEvent } from '../audit/audit.repository';
@@ -17,7 +18,14 @@ import { findUserByEmail, findUserById, insertUser, normalizeEmail, toUserView }
 import type { authResultView, tokenPairView } from './auth.schemas';
 import { addressKey, clearFailures, countFailure, EVERY_ADDRESS, findLock, recordLoginSuccess } from './login-failures.repository';
 import { hashRefreshToken, isWellFormedRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-token.crypto';
-import { insertRefreshToken, lockRefreshToken, lockRefreshTokenState, markRotated } from './refresh-token.repository';
+import {
+  findTokenWithSession,
+  insertRefreshToken,
+  lockRefreshToken,
+  lockRefreshTokenState,
+  markRotated,
+  rotateLiveToken,
+} from './refresh-token.repository';
 
 export interface AuthServiceDeps {
   db: DB;
@@ -84,6 +92,31 @@ export function createAuthService(deps: AuthServiceDeps) {
   function issueTokens(userId: string, sessionId: string, roles: string[], refreshToken: string): TokenPair {
     const { token, expiresIn } = accessTokens.sign({ userId, sessionId, roles });
     return { accessToken: token, refreshToken, tokenType: 'Bearer', expiresIn };
+  }
+
+  /**
+   * The common case of a refresh, in two round trips: read the token with its session, and if
+   * all is live, rotate it in one statement (refresh-token.repository.ts). Undefined when the
+   * token is not plainly live, or stopped being so before the statement locked it.
+   */
+  async function rotateIfLive(refreshToken: string, tokenHash: string, context: RequestContext, at: Date) {
+    const found = await findTokenWithSession(db, tokenHash);
+    if (!found || found.rotatedAt !== null || at >= found.expiresAt) return undefined;
+    if (!found.isActive || found.sessionRevokedAt !== null || at >= found.sessionExpiresAt) return undefined;
+    const successor = newRefreshToken();
+    const successorId = randomUUID();
+    const rotated = await rotateLiveToken(db, {
+      id: found.id,
+      at,
+      successorId,
+      successorHash: hashRefreshToken(successor),
+      successorBox: sealSuccessor(refreshToken, found.id, successor),
+      successorExpiresAt: refreshExpiry(at, found.sessionExpiresAt),
+      userId: found.userId,
+      context,
+      data: JSON.stringify({ sessionId: found.sessionId }),
+    });
+    return rotated ? { refreshToken: successor, userId: found.userId, sessionId: found.sessionId, roles: found.roles } : undefined;
   }
 
   function lockedError(lockedUntil: Date, now: Date): AppError {
@@ -219,9 +252,15 @@ export function createAuthService(deps: AuthServiceDeps) {
     async refresh(refreshToken: string, context: RequestContext): Promise<TokenPair> {
       if (!isWellFormedRefreshToken(refreshToken)) throw new AppError('REFRESH_TOKEN_INVALID');
       const at = clock();
+      const tokenHash = hashRefreshToken(refreshToken);
 
+      const rotated = await rotateIfLive(refreshToken, tokenHash, context, at);
+      if (rotated) return issueTokens(rotated.userId, rotated.sessionId, rotated.roles, rotated.refreshToken);
+
+      // Anything else (a retry, reuse, an ended session, a race lost to a concurrent refresh)
+      // is decided again under the token's row lock.
       const outcome = await db.transaction().execute(async (trx) => {
-        const row = await lockRefreshToken(trx, hashRefreshToken(refreshToken));
+        const row = await lockRefreshToken(trx, tokenHash);
         if (!row) return { kind: 'invalid' as const };
         const session = await findSessionWithUser(trx, row.session_id);
         // The foreign key keeps a token's session; a missing one is a token we cannot honour.
