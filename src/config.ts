@@ -168,6 +168,12 @@ export const configVariables = {
     meaning: 'seconds requests in flight get to finish after SIGTERM/SIGINT before the server exits',
     schema: seconds(10, 1),
   },
+  WEB_CONCURRENCY: {
+    property: 'webConcurrency',
+    group: 'Server',
+    meaning: 'worker processes (node:cluster) sharing the port, each a separate instance',
+    schema: integer(1, 1, 64),
+  },
 
   DATABASE_URL: {
     property: 'databaseUrl',
@@ -386,6 +392,16 @@ export const configRules: readonly ConfigRule[] = [
     variable: 'SESSION_MAX_AGE',
     message: 'must be at least ACCESS_TOKEN_TTL',
     holds: (config) => config.sessionMaxAge >= config.accessTokenTtl,
+  },
+  {
+    variable: 'WEB_CONCURRENCY',
+    message: "above 1 needs DATABASE_URL: the embedded database is one process's",
+    holds: (config) => config.webConcurrency === 1 || config.databaseUrl !== undefined,
+  },
+  {
+    variable: 'WEB_CONCURRENCY',
+    message: 'above 1 needs REDIS_URL unless HMAC_MODE is off: a nonce seen by one worker must be refused by all',
+    holds: (config) => config.webConcurrency === 1 || config.hmacMode === 'off' || config.redisUrl !== undefined,
   },
 ];
 

@@ -15,8 +15,9 @@ function asError(reason: unknown): Error {
  * half-done request, a pool or a stream in an unknown state); limping on would hide it, while
  * a supervisor (systemd, Kubernetes, node:cluster) starts a fresh process.
  *
- * Pino's default destination writes synchronously, so the line is out before the exit.
- * Returns a function that removes the guards.
+ * The server's log is written asynchronously: the `exit` it passes writes out what the log
+ * still holds before ending the process, so the fatal line is not lost. Returns a function
+ * that removes the guards.
  */
 export function installProcessGuards(proc: GuardedProcess, logger: Pick<Logger, 'fatal'>, exit: (code: number) => void): () => void {
   let exiting = false;

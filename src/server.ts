@@ -1,15 +1,18 @@
 import 'dotenv/config';
+import cluster from 'node:cluster';
 import type { Server } from 'node:http';
+import os from 'node:os';
 import { createApp } from './app';
+import { superviseWorkers } from './cluster';
 import { type Config, ConfigError, loadConfig } from './config';
 import { DataDirInUseError } from './db/data-dir-lock';
 import { type DatabaseHandle, openDatabase } from './db/database';
 import { migrateToLatest, migrationStatus } from './db/migrator';
-import { createLogger, type Logger } from './logger';
+import { createProcessLogger, type Logger } from './logger';
 import { createPooledPasswordHasher } from './passwords/password-hasher';
 import { installProcessGuards } from './process-guards';
 import { connectRedis, type Redis, RedisConnectError } from './redis';
-import { KeyError, loadKeyStore } from './tokens/keys';
+import { KeyError, type KeyStore, loadKeyStore } from './tokens/keys';
 
 /** Opens the database, migrating the embedded one; an external one must already be migrated. */
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
@@ -61,33 +64,86 @@ function closeServer(server: Server, timeoutSeconds: number): Promise<void> {
   });
 }
 
-async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(1);
-    }
-    throw error;
-  }
-  const logger = createLogger(config.logLevel);
-  // From here on, a failure nothing handles ends the process (logged), for its supervisor to restart.
-  installProcessGuards(process, logger, (code) => process.exit(code));
+/** Errors that stop start-up with their message alone: the operator's to fix, not a bug. */
+function isStartupError(error: unknown): error is Error {
+  return (
+    error instanceof ConfigError || error instanceof KeyError || error instanceof RedisConnectError || error instanceof DataDirInUseError
+  );
+}
 
+/**
+ * Loads the signing keys; in development, generates one into an empty KEYS_DIR. Under
+ * WEB_CONCURRENCY the primary does this once, before forking, and the workers only read
+ * what it checked: they never race to generate a key each.
+ */
+function loadKeys(config: Config, logger: Logger, checkedByPrimary: boolean): Promise<KeyStore> {
+  return loadKeyStore({
+    keysDir: config.keysDir,
+    jwtPrivateKey: config.jwtPrivateKey,
+    generateIfMissing: !config.isProduction && !checkedByPrimary,
+    onGenerated: (kid, file) => logger.warn({ kid, file }, 'KEYS_DIR had no signing key: generated a development key'),
+    ...(checkedByPrimary
+      ? {}
+      : {
+          onInsecureFile: (file: string, mode: number) =>
+            logger.warn(
+              { file, mode: `0${mode.toString(8)}` },
+              'private key file is readable or writable by group or others: chmod 600 it',
+            ),
+        }),
+  });
+}
+
+/** The ways to end the process: once the log is written out, or at once after flushing it synchronously. */
+interface Exits {
+  /** Waits (bounded) until the log is written, then exits: the last lines stay in order. */
+  afterLog(code: number): Promise<never>;
+  /** Writes the log's buffer out synchronously and exits, for paths that must not wait. */
+  now(code: number): never;
+}
+
+/**
+ * The primary of `WEB_CONCURRENCY` > 1 workers: it neither opens the database nor serves.
+ * It checks the keys once, forks the workers, replaces one that dies (unless they keep dying
+ * right after they start), and on SIGTERM/SIGINT stops them all and exits once they have.
+ */
+async function runPrimary(config: Config, logger: Logger, exit: Exits): Promise<void> {
+  try {
+    await loadKeys(config, logger, false);
+  } catch (error) {
+    if (!isStartupError(error)) throw error;
+    logger.fatal(error.message);
+    return exit.afterLog(1);
+  }
+  if (!config.redisUrl) {
+    logger.warn({ workers: config.webConcurrency }, 'no REDIS_URL: each worker counts rate limits on its own');
+  }
+  const supervisor = superviseWorkers({
+    workers: config.webConcurrency,
+    fork: () => cluster.fork(),
+    logger,
+    // Each worker's own drain, then closing its pool, hasher and Redis connection.
+    stopTimeoutMs: (config.shutdownTimeout + 5) * 1000,
+    exit: (code) => void exit.afterLog(code),
+  });
+  cluster.on('listening', (worker) => supervisor.listening(worker));
+  cluster.on('exit', (worker, code, signal) => supervisor.exited(worker, code, signal));
+  process.on('SIGTERM', () => supervisor.stop('SIGTERM'));
+  process.on('SIGINT', () => supervisor.stop('SIGINT'));
+  supervisor.start();
+}
+
+/**
+ * One instance: opens the database and Redis, listens, and drains on SIGTERM/SIGINT. The
+ * whole server with `WEB_CONCURRENCY` 1; each worker of the cluster otherwise.
+ */
+async function serve(config: Config, logger: Logger, exit: Exits): Promise<void> {
+  const worker = cluster.worker;
   let database: DatabaseHandle;
   let keys;
   let redis: Redis | undefined;
   try {
-    keys = await loadKeyStore({
-      keysDir: config.keysDir,
-      jwtPrivateKey: config.jwtPrivateKey,
-      generateIfMissing: !config.isProduction,
-      onGenerated: (kid, file) => logger.warn({ kid, file }, 'KEYS_DIR had no signing key: generated a development key'),
-      onInsecureFile: (file, mode) =>
-        logger.warn({ file, mode: `0${mode.toString(8)}` }, 'private key file is readable or writable by group or others: chmod 600 it'),
-    });
+    keys = await loadKeys(config, logger, worker !== undefined);
     database = await prepareDatabase(config, logger);
     if (config.redisUrl) {
       // Throttled: a Redis outage would otherwise log every reconnect attempt.
@@ -100,19 +156,15 @@ async function main(): Promise<void> {
       });
     }
   } catch (error) {
-    if (
-      error instanceof ConfigError ||
-      error instanceof KeyError ||
-      error instanceof RedisConnectError ||
-      error instanceof DataDirInUseError
-    ) {
-      logger.fatal(error.message);
-      process.exit(1);
-    }
-    throw error;
+    if (!isStartupError(error)) throw error;
+    logger.fatal(error.message);
+    return exit.afterLog(1);
   }
 
-  const hasher = createPooledPasswordHasher(config.bcryptCost);
+  // One bcrypt thread per core in all: the workers share the cores, and more threads than
+  // cores would only make hashing queue for the CPU beside the event loops.
+  const hasherThreads = Math.max(1, Math.floor(os.availableParallelism() / config.webConcurrency));
+  const hasher = createPooledPasswordHasher(config.bcryptCost, hasherThreads);
   const app = createApp({
     config,
     db: database.db,
@@ -131,13 +183,14 @@ async function main(): Promise<void> {
         database: database.kind,
         hmac: config.hmacMode,
         redis: Boolean(redis),
+        ...(worker ? { worker: worker.id } : {}),
       },
       'gatehouse listening',
     );
   });
   server.on('error', (error) => {
     logger.fatal({ err: error }, 'could not listen');
-    process.exit(1);
+    void exit.afterLog(1);
   });
 
   let stopping = false;
@@ -152,13 +205,49 @@ async function main(): Promise<void> {
     await hasher.close();
     await redis?.quit().catch(() => undefined);
     logger.info('stopped');
-    process.exit(0);
+    await exit.afterLog(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+/** Writes out what the log still holds; replaced once the logger exists. */
+let flushLog: () => void = () => undefined;
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const { logger, flushed, flushSync } = createProcessLogger(config.logLevel);
+  flushLog = flushSync;
+  // The log is written asynchronously: every exit writes out what it still holds first.
+  const exit: Exits = {
+    now(code) {
+      flushSync();
+      process.exit(code);
+    },
+    async afterLog(code) {
+      await flushed();
+      return exit.now(code);
+    },
+  };
+  // From here on, a failure nothing handles ends the process (logged), for its supervisor to restart.
+  // The process is in a state nobody planned for: it exits at once rather than run on while the log drains.
+  installProcessGuards(process, logger, (code) => exit.now(code));
+
+  if (config.webConcurrency > 1 && cluster.isPrimary) await runPrimary(config, logger, exit);
+  else await serve(config, logger, exit);
+}
+
 main().catch((error: unknown) => {
+  flushLog();
   console.error('gatehouse failed to start:', error instanceof Error ? error.message : error);
   process.exit(1);
 });
