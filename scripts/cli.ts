@@ -199,16 +199,6 @@ export function runMain(main: ScriptMain): void {
 }
 
 /**
- * Runs a script's work on the process's own streams: on failure prints one line to stderr
- * (`name: message`) and sets exit code 1. For scripts without a `main(argv, io)` (bench).
- */
-export function runScript(name: string, main: () => Promise<void>): void {
-  void runCommand(name, processIo(), main).then((code) => {
-    if (code !== 0) process.exitCode = code;
-  });
-}
-
-/**
  * `--email E --role R`, as user:grant and user:revoke take them: the email normalised as the
  * service stores it. Undefined when `--help` was answered.
  */
