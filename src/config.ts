@@ -194,6 +194,13 @@ export const configVariables = {
     meaning: 'where the embedded database lives when `DATABASE_URL` is unset',
     schema: text('./data'),
   },
+  DATABASE_STATEMENT_TIMEOUT: {
+    property: 'databaseStatementTimeout',
+    group: 'Database and shared stores',
+    meaning:
+      'longest a PostgreSQL statement may run, lock waits included, before it is cancelled and its request answers 503; a query that gets no answer at all is given up 2 s later',
+    schema: seconds(10, 1),
+  },
   REDIS_URL: {
     property: 'redisUrl',
     group: 'Database and shared stores',

@@ -19,6 +19,7 @@ async function prepareDatabase(config: Config, logger: Logger): Promise<Database
   const handle = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
+    statementTimeoutMs: config.databaseStatementTimeout * 1000,
     onTightened: ({ dataDir, previousMode, files }) =>
       logger.warn(
         { dataDir, previousMode: `0${previousMode.toString(8)}`, files },

@@ -119,6 +119,22 @@ export function createAuthService(deps: AuthServiceDeps) {
     return rotated ? { refreshToken: successor, userId: found.userId, sessionId: found.sessionId, roles: found.roles } : undefined;
   }
 
+  /**
+   * Whether a rotated token is still honoured as an idempotent retry (CONTRACT.md section 4):
+   * rotated within REFRESH_REUSE_GRACE, its successor not used since. Locks the successor's
+   * row, so a concurrent rotation of the successor waits for this transaction.
+   */
+  async function honouredAsRetry(
+    trx: Kysely<Database>,
+    row: { rotated_at: Date | null; successor_id: string | null },
+    at: Date,
+  ): Promise<boolean> {
+    if (config.refreshReuseGrace <= 0 || row.rotated_at === null || row.successor_id === null) return false;
+    if (at.getTime() - row.rotated_at.getTime() > config.refreshReuseGrace * 1000) return false;
+    const next = await lockRefreshTokenState(trx, row.successor_id);
+    return next !== undefined && next.rotated_at === null;
+  }
+
   function lockedError(lockedUntil: Date, now: Date): AppError {
     return new AppError('ACCOUNT_LOCKED', { retryAfter: secondsUntil(lockedUntil, now) });
   }
@@ -285,10 +301,8 @@ export function createAuthService(deps: AuthServiceDeps) {
           return { kind: 'issued' as const, refreshToken: successor, ...subject };
         }
 
-        const withinGrace = at.getTime() - row.rotated_at.getTime() <= config.refreshReuseGrace * 1000;
-        if (config.refreshReuseGrace > 0 && withinGrace && row.successor_id && row.successor_box) {
-          const next = await lockRefreshTokenState(trx, row.successor_id);
-          const successor = next && next.rotated_at === null ? openSuccessor(refreshToken, row.id, row.successor_box) : undefined;
+        if (row.successor_box && (await honouredAsRetry(trx, row, at))) {
+          const successor = openSuccessor(refreshToken, row.id, row.successor_box);
           if (successor) {
             await recordEvent(trx, {
               type: 'token.refreshed',
@@ -322,14 +336,21 @@ export function createAuthService(deps: AuthServiceDeps) {
       }
     },
 
-    /** Ends the session of a live refresh token. Unknown or spent tokens are not an error. */
+    /**
+     * Ends the session of a live refresh token, or of one a refresh would still honour as a
+     * retry. Unknown or spent tokens are not an error.
+     */
     async logout(refreshToken: string | undefined, context: RequestContext): Promise<void> {
       if (!refreshToken || !isWellFormedRefreshToken(refreshToken)) return;
       const at = clock();
       await db.transaction().execute(async (trx) => {
         const row = await lockRefreshToken(trx, hashRefreshToken(refreshToken));
-        // A rotated token cannot end the session: whoever holds an old copy must not log the user out.
-        if (!row || row.rotated_at !== null) return;
+        if (!row) return;
+        // A spent token cannot end the session: whoever holds an old copy must not log the user
+        // out. One within the retry grace is not spent: refresh would hand its holder the
+        // successor. And a logout racing its own client's refresh (a tab logging out while another
+        // refreshes) must not be undone by the refresh that rotated the token first.
+        if (row.rotated_at !== null && !(await honouredAsRetry(trx, row, at))) return;
         const session = await findSessionWithUser(trx, row.session_id);
         if (session && (await revokeSession(trx, row.session_id, 'logout', at))) {
           await recordEvent(trx, { type: 'user.logged_out', userId: session.userId, context, data: { sessionId: row.session_id }, at });

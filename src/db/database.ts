@@ -26,6 +26,11 @@ export interface DatabaseOptions {
   /** Upper bound on connecting to PostgreSQL, so a dead server answers 503 instead of hanging. */
   connectTimeoutMs?: number;
   /**
+   * Upper bound on one statement, lock waits included (PostgreSQL's statement_timeout; default
+   * 10 s): a statement held up that long fails, and its request answers 503.
+   */
+  statementTimeoutMs?: number;
+  /**
    * A PGlite data directory tarball (`dumpDataDir()`) to start from instead of an empty
    * database, when `dataDir` holds none yet: the tests start each database from one copy
    * migrated once per run, instead of running initdb and every migration again.
@@ -111,15 +116,22 @@ function holdPrivateUmask(): () => void {
 function namingPreparedStatements(pool: Pool): PostgresPool {
   // One adapter per pooled client, so Kysely, which keys its connections by client, keeps finding its own.
   const adapters = new WeakMap<PoolClient, PostgresPoolClient>();
-  const adapt = (client: PoolClient): PostgresPoolClient => ({
-    query: ((text: unknown, values?: unknown[]) => {
+  const adapt = (client: PoolClient): PostgresPoolClient => {
+    const send = (text: unknown, values?: unknown[]) => {
       // A cursor (Kysely's stream()) goes through untouched.
       if (typeof text !== 'string') return client.query(text as never);
       const name = preparedStatementName(text);
       return name ? client.query({ name, text, values }) : client.query(text, values);
-    }) as unknown as PostgresPoolClient['query'],
-    release: () => client.release(),
-  });
+    };
+    return {
+      query: ((text: unknown, values?: unknown[]) =>
+        (send(text, values) as Promise<unknown>).catch((error: unknown) => {
+          if (isQueryReadTimeout(error)) dropConnection(client);
+          throw error;
+        })) as unknown as PostgresPoolClient['query'],
+      release: () => client.release(),
+    };
+  };
   return {
     connect: async () => {
       const client = await pool.connect();
@@ -131,12 +143,38 @@ function namingPreparedStatements(pool: Pool): PostgresPool {
   };
 }
 
+/** pg's error for a query whose answer did not come within `query_timeout`. */
+const QUERY_READ_TIMEOUT = 'Query read timeout';
+
+function isQueryReadTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { message?: unknown }).message === QUERY_READ_TIMEOUT;
+}
+
+/**
+ * Closes a client whose query got no answer in time. pg gives up waiting for the answer but
+ * keeps the connection, with the query still in flight on it: every later query on that
+ * client (the transaction's ROLLBACK, the next request's queries once it is back in the pool)
+ * would queue behind an answer that may never come. Destroyed, it fails those at once and the
+ * pool drops it. (pg's own pipelined mode does the same, through the same `connection.stream`.)
+ */
+function dropConnection(client: PoolClient): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
+/**
+ * How long after the statement timeout a query without any answer is given up: the server
+ * cancels a slow statement itself, and says so; silence past that is a connection that
+ * stopped carrying anything (a network partition, a frozen server), which only the client can notice.
+ */
+const QUERY_TIMEOUT_MARGIN_MS = 2000;
+
 /**
  * Opens the database: a `pg` pool when a URL is given, else PGlite under `dataDir`.
  * Both run the same migrations and the same queries.
  */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
+    const statementTimeoutMs = options.statementTimeoutMs ?? 10_000;
     const pool = new Pool({
       connectionString: options.databaseUrl,
       max: 10,
@@ -144,7 +182,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       idleTimeoutMillis: 30_000,
       // A statement that runs this long is a bug or a lock pile-up; fail it (503) rather than hold the
       // request. connectionTimeoutMillis bounds both connecting and waiting for a free pooled client.
-      statement_timeout: 10_000,
+      statement_timeout: statementTimeoutMs,
+      // And a query whose answer never comes (the server or the network stopped): given up by the
+      // client a little later, its connection dropped (see dropConnection), the request answers 503.
+      query_timeout: statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS,
     });
     // An idle client losing its connection must not crash the process; the next query reports it.
     pool.on('error', () => undefined);
@@ -227,7 +268,7 @@ const UNAVAILABLE_SQLSTATES = new Set([
 
 /** Errors without a code: pg's connection and pool failures, a closed PGlite, a destroyed Kysely driver. */
 const UNAVAILABLE_MESSAGE =
-  /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|^PGlite is clos(?:ed|ing)$|^driver has already been destroyed$/;
+  /timeout exceeded when trying to connect|^Query read timeout$|Connection terminated|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|^PGlite is clos(?:ed|ing)$|^driver has already been destroyed$/;
 
 /**
  * Whether an error means the database cannot be reached (answer 503) rather than a bug (500).

@@ -2,7 +2,7 @@ import type { Express } from 'express';
 import { createApp } from '../../src/app';
 import { type Config, loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db/database';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import type { Redis } from '../../src/redis';
 import type { KeyStore } from '../../src/tokens/keys';
 import { createTestClock, type TestClock } from './clock';
@@ -27,6 +27,8 @@ export interface HarnessOptions {
   database?: DatabaseHandle;
   /** Share rate-limit counters and nonces through Redis, as instances in production do. */
   redis?: Redis;
+  /** Where the app logs; by default nowhere. */
+  logger?: Logger;
 }
 
 /**
@@ -55,7 +57,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     config,
     db: database.db,
     keys,
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
     clock: clock.now,
     poolStats: database.poolStats,
     ...(options.redis ? { redis: options.redis } : {}),
