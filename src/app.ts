@@ -2,7 +2,6 @@ import cors from 'cors';
 import { authenticate, requirePermission } from './access/authenticate.middleware';
 import { createAdminService } from './admin/admin.service';
 import express, { type Express } from 'express';
-import helmet from 'helmet';
 import { createAuthService } from './auth/auth.service';
 import { APP_ROUTES, SIGNED_PREFIXES } from './app.routes';
 import { type Clock, systemClock } from './clock';
@@ -15,6 +14,7 @@ import { refuseNulCharacters } from './http/nul-characters';
 import { requestId } from './http/request-id';
 import { rateLimits } from './http/rate-limit';
 import { requestLog } from './http/request-log';
+import { securityHeaders } from './http/security-headers';
 import { bindStages, rateLimitsOf, routerOf } from './http/router';
 import type { Logger } from './logger';
 import { createMetrics, type PoolStats } from './metrics/metrics';
@@ -105,8 +105,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestLog(logger));
   app.use(metrics.middleware());
   // 3. Security headers for a JSON API: nothing here is a page to frame or to run scripts in.
+  //    helmet's, computed once: these options are constants.
   app.use(
-    helmet({
+    securityHeaders({
       contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
       crossOriginResourcePolicy: { policy: 'same-site' },
     }),

@@ -26,10 +26,10 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers,
   });
-  const outcome = (name: string, help: string) => new Counter({ name, help, labelNames: ['result'] as const, registers });
-  const logins = outcome('gatehouse_logins_total', 'Login attempts by result (success or error code)');
-  const registrations = outcome('gatehouse_registrations_total', 'Registrations by result (success or error code)');
-  const refreshes = outcome('gatehouse_refreshes_total', 'Refresh-token uses by result (success or error code)');
+  const resultCounter = (name: string, help: string) => new Counter({ name, help, labelNames: ['result'] as const, registers });
+  const logins = resultCounter('gatehouse_logins_total', 'Login attempts by result (success or error code)');
+  const registrations = resultCounter('gatehouse_registrations_total', 'Registrations by result (success or error code)');
+  const refreshes = resultCounter('gatehouse_refreshes_total', 'Refresh-token uses by result (success or error code)');
   const signatureFailures = new Counter({
     name: 'gatehouse_signature_failures_total',
     help: 'Requests refused by the HMAC signature check, by reason',
@@ -74,11 +74,15 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
     });
   }
 
+  // Every request observes one series: its labelled child is looked up by the label values
+  // themselves, not by an object prom-client would validate, sort and hash on each request.
+  const durationOf = childrenBy((route: string, method: string, status: number) => httpDuration.labels(route, method, String(status)));
   /** Per-route outcome counters, fed from the response code of the routes they describe. */
-  const outcomesByRoute: Record<string, Counter<'result'>> = {
-    '/auth/login': logins,
-    '/auth/register': registrations,
-    '/auth/refresh': refreshes,
+  const outcome = (counter: Counter<'result'>) => childBy((result: string) => counter.labels(result));
+  const outcomesByRoute: Record<string, ReturnType<typeof outcome>> = {
+    '/auth/login': outcome(logins),
+    '/auth/register': outcome(registrations),
+    '/auth/refresh': outcome(refreshes),
   };
 
   return {
@@ -91,14 +95,14 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
     /** Times every request and counts the outcomes of login, registration and refresh. */
     middleware(): RequestHandler {
       return (req, res, next) => {
-        const stop = httpDuration.startTimer();
+        const started = performance.now();
         res.on('finish', () => {
           const route = routeOf(req);
-          stop({ route, method: req.method, status: String(res.statusCode) });
+          durationOf(route, req.method, res.statusCode).observe((performance.now() - started) / 1000);
           const counter = outcomesByRoute[route];
           if (counter) {
             const code = res.locals.problemCode as string | undefined;
-            counter.inc({ result: code ? code.toLowerCase() : 'success' });
+            counter(code ? code.toLowerCase() : 'success').inc();
           }
         });
         next();
@@ -135,3 +139,31 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * The labelled children of one metric, made on first use and kept in maps by their label
+ * values: finding a known series builds no key. Every label takes values from a fixed set
+ * (see createMetrics), so the maps stay small.
+ */
+function childrenBy<A, B, C, Child>(make: (a: A, b: B, c: C) => Child): (a: A, b: B, c: C) => Child {
+  const byA = new Map<A, Map<B, Map<C, Child>>>();
+  return (a, b, c) => {
+    let byB = byA.get(a);
+    if (byB === undefined) byA.set(a, (byB = new Map<B, Map<C, Child>>()));
+    let byC = byB.get(b);
+    if (byC === undefined) byB.set(b, (byC = new Map<C, Child>()));
+    let child = byC.get(c);
+    if (child === undefined) byC.set(c, (child = make(a, b, c)));
+    return child;
+  };
+}
+
+/** {@link childrenBy} for a metric with one label. */
+function childBy<A, Child>(make: (a: A) => Child): (a: A) => Child {
+  const children = new Map<A, Child>();
+  return (a) => {
+    let child = children.get(a);
+    if (child === undefined) children.set(a, (child = make(a)));
+    return child;
+  };
+}

@@ -73,6 +73,25 @@ describe('GET /metrics', () => {
     expect(moved('gatehouse_signature_failures_total', { reason: 'signature_expired' })).toBe(1);
   });
 
+  it('when one route answers several times, then each route, method and status is one series counting every request', async () => {
+    const before = await scrape();
+    for (let i = 0; i < 3; i++) await request(h.app).get('/.well-known/jwks.json').expect(200);
+    for (let i = 0; i < 2; i++) expectProblem(await request(h.app).get('/users/me'), 401, 'TOKEN_MISSING');
+    const after = await scrape();
+
+    const moved = (labels: Record<string, string>) =>
+      sample(after, 'gatehouse_http_request_duration_seconds_count', labels) -
+      sample(before, 'gatehouse_http_request_duration_seconds_count', labels);
+    expect(moved({ route: '/.well-known/jwks.json', method: 'GET', status: '200' })).toBe(3);
+    expect(moved({ route: '/users/me', method: 'GET', status: '401' })).toBe(2);
+    expect(moved({ route: '/users/me', method: 'GET', status: '200' })).toBe(0);
+    // Every observation lands in a bucket: the +Inf bucket counts them all.
+    expect(
+      sample(after, 'gatehouse_http_request_duration_seconds_bucket', { route: '/users/me', status: '401', le: '+Inf' }) -
+        sample(before, 'gatehouse_http_request_duration_seconds_bucket', { route: '/users/me', status: '401', le: '+Inf' }),
+    ).toBe(2);
+  });
+
   it('when scraped, then route labels are templates, never raw paths, and process metrics are present', async () => {
     await request(h.app).delete('/users/me/sessions/00000000-0000-4000-8000-000000000000');
     // A path no number of the process metrics can hold by chance (bytes, seconds, fds).
