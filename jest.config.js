@@ -24,6 +24,9 @@ module.exports = {
     ],
   },
   globalSetup: '<rootDir>/test/setup/global-setup.ts',
+  // Every response a test receives from a Gatehouse app through supertest is checked against
+  // the OpenAPI document (status, content type, body), so the two cannot drift apart.
+  setupFilesAfterEnv: ['<rootDir>/test/setup/validate-responses.ts'],
   globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
   testTimeout: 30000,
   // Jest's default is one worker fewer than the cores: on a 2-core machine, a single worker.

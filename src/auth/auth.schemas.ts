@@ -21,7 +21,9 @@ export const registerBody = z.object({
 
 export const loginBody = z.object({
   // Not format-checked: any string is just an unknown email, answered like a wrong password.
-  email: z.string().max(254),
+  // The limit holds for the email as sign-in compares (and counts) it: lower-casing can lengthen
+  // a string ("İ" becomes two characters), and the failure counters hold at most 254.
+  email: z.string().trim().toLowerCase().max(254),
   password: z.string(),
 });
 

@@ -47,6 +47,11 @@ interface ResponseBase {
   readonly description: string;
   /** Headers the handler sets; the ones every response carries are added by the document's rules. */
   readonly headers?: Readonly<Record<string, ResponseHeader>>;
+  /**
+   * The handler sends an `ETag`, and a GET whose `If-None-Match` matches it is answered 304 Not
+   * Modified with no body (Express's `res.send` does, RFC 9110 section 13.1.2): what the 304 says.
+   */
+  readonly notModified?: string;
 }
 
 /** A JSON body: the handler returns it, and it is sent as `application/json` with `status`. */

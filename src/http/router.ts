@@ -92,6 +92,10 @@ export function rateLimitsOf(routes: readonly BoundRoute[], limits: Readonly<Rec
 function endpoint(declaration: RouteDeclaration<never>, handle: RouteHandler): RequestHandler {
   const { body, query, params, cookies, response } = declaration;
   return async (req, res, next) => {
+    // Only a route that declares a 304 sends a validator to compare. Without this, Express's
+    // res.send answers any GET carrying `If-None-Match: *` with an empty 304 (RFC 9110 section
+    // 13.1.2), a profile or the JWKS included: an answer the document does not have.
+    if (response.notModified === undefined) Object.defineProperty(req, 'fresh', { value: false });
     // In this order: a path that names nothing here is 404 whatever its query or body.
     const input: RouteInput = {
       params: params ? pathParams(params, req.params) : undefined,

@@ -101,6 +101,11 @@ export const docsRoutes: RouteTable<DocsRoutesDeps> = [
     response: {
       status: 200,
       description: 'The file',
+      headers: {
+        ETag: { description: 'A strong validator of the file: send it back as `If-None-Match` to be answered 304.' },
+        'Cache-Control': { description: `Cacheable: \`${ASSET_CACHE_CONTROL}\`` },
+      },
+      notModified: 'The file is the one whose ETag was sent in `If-None-Match`: use the cached copy (no body).',
       content: {
         'text/css': { schema: { type: 'string' } },
         'text/javascript': { schema: { type: 'string' } },

@@ -37,8 +37,9 @@ export function codesOf(route: RouteSpec, stage: Stage): ProblemCode[] {
     // The signature check, the database behind every signed route, and the refusal of U+0000
     // in any string of the body or query, which comes before any route's own validation.
     codes.push(...SIGNATURE_CODES, 'UNAVAILABLE', 'VALIDATION_FAILED');
-    // Any request under the signed prefixes may carry a body; these come before validation.
-    if (route.method !== 'get') codes.push(...BODY_CODES);
+    // Any request under the signed prefixes may carry a body, a GET's too (the body is parsed
+    // and signed whatever the method); these come before validation.
+    codes.push(...BODY_CODES);
   }
   if (route.bearer) codes.push(...TOKEN_CODES, 'ACCOUNT_DISABLED');
   if (rateLimited) codes.push('RATE_LIMITED');

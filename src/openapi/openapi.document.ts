@@ -197,6 +197,19 @@ function operationOf(
     ...('schema' in response ? { content: { 'application/json': { schema: response.schema } } } : {}),
     ...('content' in response ? { content: response.content as ResponseConfig['content'] } : {}),
   };
+  // A conditional GET answered from the client's cache: the success's headers, no body.
+  const notModified: Record<string, ResponseConfig> =
+    response.notModified === undefined
+      ? {}
+      : {
+          '304': {
+            description: response.notModified,
+            headers: {
+              'X-Request-Id': edge.headers.requestId,
+              ...(rateLimited ? { 'RateLimit-Policy': edge.headers.rateLimitPolicy, RateLimit: edge.headers.rateLimit } : {}),
+            },
+          },
+        };
   const request: RouteConfig['request'] = {
     ...(route.params ? { params: route.params } : {}),
     ...(route.query ? { query: route.query } : {}),
@@ -215,7 +228,7 @@ function operationOf(
     ...(Object.keys(request).length > 0 ? { request } : {}),
     parameters: [edge.requestIdParameter],
     ...(signed ? { security: securityOf(route) } : {}),
-    responses: { [String(response.status)]: success, ...problemResponses(edge, codesOf(route, stage), rateLimited) },
+    responses: { [String(response.status)]: success, ...notModified, ...problemResponses(edge, codesOf(route, stage), rateLimited) },
   };
 }
 
