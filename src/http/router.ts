@@ -1,7 +1,7 @@
 import { parse as parseCookies } from 'cookie';
 import { type RequestHandler, Router } from 'express';
 import { AppError } from './problem';
-import { contextOf } from './request-context';
+import { contextOf, type RequestContext } from './request-context';
 import {
   expressPath,
   type RouteDeclaration,
@@ -95,15 +95,25 @@ function endpoint(declaration: RouteDeclaration<never>, handle: RouteHandler): R
     // Only a route that declares a 304 sends a validator to compare. Without this, Express's
     // res.send answers any GET carrying `If-None-Match: *` with an empty 304 (RFC 9110 section
     // 13.1.2), a profile or the JWKS included: an answer the document does not have.
-    if (response.notModified === undefined) Object.defineProperty(req, 'fresh', { value: false });
+    // (Only when a validator was sent: redefining a property of every request costs each of them.)
+    if (
+      response.notModified === undefined &&
+      (req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined)
+    ) {
+      Object.defineProperty(req, 'fresh', { value: false });
+    }
     // In this order: a path that names nothing here is 404 whatever its query or body.
+    let context: RequestContext | undefined;
     const input: RouteInput = {
       params: params ? pathParams(params, req.params) : undefined,
       query: query ? parse(query, req.query) : undefined,
       body: body ? parse(body, req.body) : undefined,
       cookies: cookies ? parse(cookies, req.headers.cookie ? parseCookies(req.headers.cookie) : {}) : undefined,
       auth: req.auth,
-      context: contextOf(req),
+      // Read when a handler asks: most never do, and the client address costs a proxy-addr parse.
+      get context() {
+        return (context ??= contextOf(req));
+      },
       req,
       res,
       next,
