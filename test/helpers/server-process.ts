@@ -36,17 +36,27 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-/** A port that was free a moment ago: the OS picks one for a listener on port 0. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port that was free a moment ago, from a range of this Jest worker's own below the
+ * system's ephemeral ports. Port 0 is no good here: the OS may hand the same just-closed port
+ * to a test in another worker, whose server then answers this test's /healthz while this
+ * test's server fails to bind.
+ */
+export async function freePort(): Promise<number> {
+  const worker = Number(process.env.JEST_WORKER_ID ?? '1') % 16;
+  for (let attempt = 0; ; attempt++) {
+    const port = 20_000 + worker * 500 + Math.floor(Math.random() * 500);
+    if (await canListen(port)) return port;
+    if (attempt > 50) throw new Error("no free port in this worker's range");
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
