@@ -21,7 +21,7 @@ import { createMetrics, type PoolStats } from './metrics/metrics';
 import { openApiDocument } from './openapi/openapi.document';
 import { createPasswordHasher, type PasswordHasher } from './passwords/password-hasher';
 import type { Redis } from './redis';
-import { MemoryNonceStore, type NonceStore, RedisNonceStore } from './signature/nonce-store';
+import { MEMORY_NONCE_ENTRIES, MemoryNonceStore, nonceShareOf, type NonceStore, RedisNonceStore } from './signature/nonce-store';
 import { verifySignature } from './signature/signature.middleware';
 import { createAccessTokens } from './tokens/access-token';
 import type { KeyStore } from './tokens/keys';
@@ -52,7 +52,11 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const { config, db, keys, logger, redis } = deps;
   const clock = deps.clock ?? systemClock;
-  const nonces = deps.nonces ?? (redis ? new RedisNonceStore(redis, `${config.redisPrefix}nonce:`) : new MemoryNonceStore(clock));
+  const nonces =
+    deps.nonces ??
+    (redis
+      ? new RedisNonceStore(redis, `${config.redisPrefix}nonce:`)
+      : new MemoryNonceStore(clock, MEMORY_NONCE_ENTRIES, nonceShareOf(config.hmacClients.size)));
   const metrics = createMetrics({ poolStats: deps.poolStats });
   const limits = rateLimits({ config, redis, logger, onStoreError: () => metrics.rateLimitStoreErrors.inc() });
 

@@ -14,6 +14,19 @@ export interface NonceStore {
 /** The share of the in-process store one client may hold, when not told otherwise. */
 const DEFAULT_CLIENT_SHARE = 4;
 
+/** Live nonces the in-process store holds at most, all clients together. */
+export const MEMORY_NONCE_ENTRIES = 500_000;
+
+/**
+ * How many live nonces one client may hold when `clients` clients sign: a quarter of the store
+ * when there are several (so one leaked secret cannot starve the others), the whole store
+ * when there is one (there is nobody to protect, and a quarter would cap that one app at
+ * entries ÷ 4 ÷ the nonce lifetime, about 200 signed requests a second).
+ */
+export function nonceShareOf(clients: number, maxEntries = MEMORY_NONCE_ENTRIES): number {
+  return clients <= 1 ? maxEntries : Math.max(1, Math.floor(maxEntries / DEFAULT_CLIENT_SHARE));
+}
+
 /**
  * In-process store for a single instance. Bounded: past `maxEntries` live nonces it
  * refuses (503) rather than forget one early, which would reopen the replay window.
@@ -39,13 +52,13 @@ export class MemoryNonceStore implements NonceStore {
    */
   constructor(
     private readonly now: () => Date,
-    private readonly maxEntries = 500_000,
+    private readonly maxEntries = MEMORY_NONCE_ENTRIES,
     maxPerClient?: number,
   ) {
     if (!(Number.isSafeInteger(maxEntries) && maxEntries >= 1)) {
       throw new TypeError('MemoryNonceStore: maxEntries must be a whole number, at least 1');
     }
-    this.maxPerClient = maxPerClient ?? Math.max(1, Math.floor(maxEntries / DEFAULT_CLIENT_SHARE));
+    this.maxPerClient = maxPerClient ?? nonceShareOf(Number.POSITIVE_INFINITY, maxEntries);
     if (!(Number.isSafeInteger(this.maxPerClient) && this.maxPerClient >= 1 && this.maxPerClient <= maxEntries)) {
       throw new TypeError('MemoryNonceStore: maxPerClient must be a whole number from 1 to maxEntries');
     }
@@ -61,10 +74,10 @@ export class MemoryNonceStore implements NonceStore {
     // Expired but not yet pruned (a shorter TTL queued behind a longer one): its place is free.
     if (entry !== undefined) this.forget(key, entry.clientId);
     if ((this.perClient.get(clientId) ?? 0) >= this.maxPerClient) {
-      throw new AppError('UNAVAILABLE', { detail: 'Too many requests in flight from this client to check for replays', retryAfter: 1 });
+      throw new AppError('UNAVAILABLE', { detail: 'Too many recent requests from this client to check for replays', retryAfter: 1 });
     }
     if (this.expiries.size >= this.maxEntries) {
-      throw new AppError('UNAVAILABLE', { detail: 'Too many requests in flight to check for replays', retryAfter: 1 });
+      throw new AppError('UNAVAILABLE', { detail: 'Too many recent requests to check for replays', retryAfter: 1 });
     }
     this.expiries.set(key, { clientId, expiry: now + ttlSeconds * 1000 });
     this.perClient.set(clientId, (this.perClient.get(clientId) ?? 0) + 1);

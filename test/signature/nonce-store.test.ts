@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { AppError } from '../../src/http/problem';
 import { createRedis, type Redis } from '../../src/redis';
-import { MemoryNonceStore, RedisNonceStore } from '../../src/signature/nonce-store';
+import { MemoryNonceStore, nonceShareOf, RedisNonceStore } from '../../src/signature/nonce-store';
 import { createApp } from '../../src/app';
 import type { DatabaseHandle } from '../../src/db/database';
 import { createLogger } from '../../src/logger';
@@ -332,5 +332,20 @@ describeIfRedis('RedisNonceStore', () => {
       const res = await request(h.app).get('/healthz');
       expect(res.status).toBe(200);
     });
+  });
+});
+
+describe('nonceShareOf', () => {
+  it('when one client signs, then it may use the whole store; when several do, a quarter each', () => {
+    expect(nonceShareOf(1, 1000)).toBe(1000);
+    expect(nonceShareOf(0, 1000)).toBe(1000);
+    expect(nonceShareOf(2, 1000)).toBe(250);
+    expect(nonceShareOf(7, 3)).toBe(1);
+  });
+
+  it('when the store is built with the share of one client, then that client is refused only when the store is full', async () => {
+    const store = new MemoryNonceStore(createTestClock().now, 8, nonceShareOf(1, 8));
+    for (let i = 0; i < 8; i++) expect(await store.remember('only', `n${i}`, 60)).toBe(true);
+    await expect(store.remember('only', 'n8', 60)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
 });
