@@ -1,23 +1,14 @@
 import request from 'supertest';
 import type { Express } from 'express';
 import { DATABASE_KINDS } from '../helpers/databases';
-import { createHarness, type Harness } from '../helpers/harness';
-import { registerUser, sha256, sessionIdOf } from '../helpers/factories';
+import { createHarness, createSecondInstance, type Harness } from '../helpers/harness';
+import { registerUser, sha256, sessionIdOf, liveRefreshTokenHashes } from '../helpers/factories';
 
 function refresh(app: Express, refreshToken: string) {
   return request(app).post('/auth/refresh').send({ refreshToken });
 }
 
-/** The hashes of a session's refresh tokens that have not been rotated: the live ones. */
-async function liveTokenHashes(h: Harness, sessionId: string): Promise<string[]> {
-  const rows = await h.database.db
-    .selectFrom('refresh_tokens')
-    .select('token_hash')
-    .where('session_id', '=', sessionId)
-    .where('rotated_at', 'is', null)
-    .execute();
-  return rows.map((row) => row.token_hash);
-}
+const liveTokenHashes = (h: Harness, sessionId: string) => liveRefreshTokenHashes(h.database.db, sessionId);
 
 /**
  * CONTRACT.md section 4: concurrent refreshes with one token never log the user out and
@@ -49,12 +40,9 @@ describe.each(DATABASE_KINDS)('POST /auth/refresh under concurrency (%s)', (kind
   });
 
   it('when two app instances get 5 refreshes each at once, then all succeed with one and the same successor', async () => {
-    // On PostgreSQL the second instance has its own pool, as a second server would; the
-    // embedded database is one process's, so there the two apps share its handle.
-    const second = await createHarness(kind === 'postgres' ? { kind, keys: h.keys } : { database: h.database, keys: h.keys });
+    // Both instances read the same time, as two servers with synchronised clocks would.
+    const second = await createSecondInstance(h, kind);
     try {
-      // Both instances read the same time, as two servers with synchronised clocks would.
-      second.clock.set(h.clock.now());
       const user = await registerUser(h.app);
       const sessionId = sessionIdOf(user.accessToken);
 

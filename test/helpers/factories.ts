@@ -94,3 +94,14 @@ export function sessionIdOf(accessToken: string): string {
   const payload = JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')) as { sid: string };
   return payload.sid;
 }
+
+/** The hashes of a session's refresh tokens that have not been rotated: its live ones. */
+export async function liveRefreshTokenHashes(db: DB, sessionId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('refresh_tokens')
+    .select('token_hash')
+    .where('session_id', '=', sessionId)
+    .where('rotated_at', 'is', null)
+    .execute();
+  return rows.map((row) => row.token_hash);
+}

@@ -2,7 +2,15 @@ import request from 'supertest';
 import { type DatabaseHandle, openDatabase } from '../../src/db/database';
 import { migrateToLatest } from '../../src/db/migrator';
 import { createScratchDatabase, type ScratchDatabase } from '../helpers/databases';
-import { bearer, expectProblem, registerUser, type RegisteredUser, sessionIdOf, sha256 } from '../helpers/factories';
+import {
+  bearer,
+  expectProblem,
+  registerUser,
+  type RegisteredUser,
+  sessionIdOf,
+  sha256,
+  liveRefreshTokenHashes,
+} from '../helpers/factories';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy';
 import { createHarness, type Harness } from '../helpers/harness';
 import { busyBackends, type HeldTransaction, holdTransaction, lockWaits, queryDirect, terminateBackends } from '../helpers/postgres';
@@ -102,16 +110,7 @@ describeIfPg('PostgreSQL outages, through a fault proxy (a scratch database of t
   const waitsOnLock = (pattern: RegExp, what: string) =>
     waitUntil(async () => (await lockWaits(scratch.url)).some((query) => pattern.test(query)), what);
 
-  /** The hashes of a session's refresh tokens that have not been rotated: its live ones. */
-  async function liveTokens(sessionId: string): Promise<string[]> {
-    const rows = await direct.db
-      .selectFrom('refresh_tokens')
-      .select('token_hash')
-      .where('session_id', '=', sessionId)
-      .where('rotated_at', 'is', null)
-      .execute();
-    return rows.map((row) => row.token_hash);
-  }
+  const liveTokens = (sessionId: string) => liveRefreshTokenHashes(direct.db, sessionId);
 
   /** What a login writes: the user's sessions, their audit events, the time of the last login. */
   async function signInState(userId: string) {

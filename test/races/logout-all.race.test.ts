@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import request from 'supertest';
 import { DATABASE_KINDS } from '../helpers/databases';
 import { bearer, expectProblem, registerUser, type RegisteredUser, sessionIdOf } from '../helpers/factories';
-import { createHarness, type Harness } from '../helpers/harness';
+import { createHarness, createSecondInstance, type Harness } from '../helpers/harness';
 
 // POST /auth/logout-all racing new logins of the same user (and a refresh of one of its
 // sessions), on two instances: no session that existed before the logout-all survives it. A
@@ -28,8 +28,7 @@ describe.each(DATABASE_KINDS)('logout-all racing new logins on two instances (%s
   let b: Harness;
   beforeAll(async () => {
     a = await createHarness({ kind });
-    b = await createHarness(kind === 'postgres' ? { kind, keys: a.keys } : { database: a.database, keys: a.keys });
-    b.clock.set(a.clock.now());
+    b = await createSecondInstance(a, kind);
   });
   afterAll(async () => {
     await b?.close();

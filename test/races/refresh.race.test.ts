@@ -1,8 +1,8 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import { DATABASE_KINDS } from '../helpers/databases';
-import { bearer, expectProblem, registerUser, sessionIdOf, sha256 } from '../helpers/factories';
-import { createHarness, type Harness } from '../helpers/harness';
+import { bearer, expectProblem, registerUser, sessionIdOf, sha256, liveRefreshTokenHashes } from '../helpers/factories';
+import { createHarness, createSecondInstance, type Harness } from '../helpers/harness';
 
 // CONTRACT.md section 4, under contention, round after round so that each interleaving the
 // scheduler can produce turns up: concurrent refreshes of one token never log the user out
@@ -17,10 +17,7 @@ describe.each(DATABASE_KINDS)('refresh races on two instances (%s)', (kind) => {
   let b: Harness;
   beforeAll(async () => {
     a = await createHarness({ kind });
-    // On PostgreSQL the second instance has its own pool, as a second server would; the
-    // embedded database is one process's, so there both apps share its handle.
-    b = await createHarness(kind === 'postgres' ? { kind, keys: a.keys } : { database: a.database, keys: a.keys });
-    b.clock.set(a.clock.now());
+    b = await createSecondInstance(a, kind);
   });
   afterAll(async () => {
     await b?.close();
@@ -30,16 +27,7 @@ describe.each(DATABASE_KINDS)('refresh races on two instances (%s)', (kind) => {
   const refresh = (app: Express, refreshToken: string) => request(app).post('/auth/refresh').send({ refreshToken });
   const logout = (app: Express, refreshToken: string) => request(app).post('/auth/logout').send({ refreshToken });
 
-  /** The hashes of a session's refresh tokens that have not been rotated: the live ones. */
-  async function liveTokens(sessionId: string): Promise<string[]> {
-    const rows = await a.database.db
-      .selectFrom('refresh_tokens')
-      .select('token_hash')
-      .where('session_id', '=', sessionId)
-      .where('rotated_at', 'is', null)
-      .execute();
-    return rows.map((row) => row.token_hash);
-  }
+  const liveTokens = (sessionId: string) => liveRefreshTokenHashes(a.database.db, sessionId);
 
   it(`when 6 refreshes of one token race across both instances, ${ROUNDS} rounds, then every one succeeds with one and the same successor, the one live token`, async () => {
     for (let round = 0; round < ROUNDS; round++) {

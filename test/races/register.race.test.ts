@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { DATABASE_KINDS } from '../helpers/databases';
 import { expectProblem, GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
-import { createHarness, type Harness } from '../helpers/harness';
+import { createHarness, createSecondInstance, type Harness } from '../helpers/harness';
 
 // Registrations of one email racing each other, round after round: the unique index decides,
 // never a SELECT before the INSERT, so exactly one wins and the rest are told EMAIL_TAKEN,
@@ -16,7 +16,7 @@ describe.each(DATABASE_KINDS)('registrations of one email racing on two instance
   let b: Harness;
   beforeAll(async () => {
     a = await createHarness({ kind });
-    b = await createHarness(kind === 'postgres' ? { kind, keys: a.keys } : { database: a.database, keys: a.keys });
+    b = await createSecondInstance(a, kind);
   });
   afterAll(async () => {
     await b?.close();
