@@ -119,6 +119,9 @@ interface LimitOptions {
   onStoreError: (error: unknown, message: string) => void;
 }
 
+/** express-rate-limit's words for a failed count, kept for the log queries that look for them. */
+const STORE_ERROR = 'express-rate-limit: error from store, allowing request without rate-limiting.';
+
 /** One fixed-window limit. */
 function fixedWindowLimit(options: LimitOptions): RequestHandler {
   const { name, limit, counter, keyOf, now } = options;
@@ -126,15 +129,24 @@ function fixedWindowLimit(options: LimitOptions): RequestHandler {
 
   // The partition key names the client without telling its address: the first 12 hex digits
   // of the key's SHA-256, as base64 (draft-8 `pk`, computed as express-rate-limit does).
-  const policyOf = (key: string) =>
-    `${policyPrefix}${Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64')}:`;
+  // It depends on the key alone: made once per client (bounded, as the IPv6 keys), whichever
+  // store counts, so no request but a client's first hashes anything.
+  const policies = new Map<string, string>();
+  const policyOf = (key: string) => {
+    let policy = policies.get(key);
+    if (policy === undefined) {
+      if (policies.size >= 10_000) policies.clear();
+      policy = `${policyPrefix}${Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64')}:`;
+      policies.set(key, policy);
+    }
+    return policy;
+  };
 
   const answer = (key: string, count: WindowCount, res: Response, next: (error?: unknown) => void) => {
     const resetSeconds = Math.max(0, Math.ceil((count.resetAt - now()) / 1000));
     if (!res.headersSent) {
-      count.policy ??= policyOf(key);
       append(res, 'RateLimit', `"${name}"; r=${Math.max(limit - count.hits, 0)}; t=${resetSeconds}`);
-      append(res, 'RateLimit-Policy', count.policy);
+      append(res, 'RateLimit-Policy', policyOf(key));
     }
     if (count.hits > limit) {
       if (!res.headersSent) res.setHeader('Retry-After', String(resetSeconds));
@@ -149,7 +161,7 @@ function fixedWindowLimit(options: LimitOptions): RequestHandler {
     try {
       counted = counter.increment(key);
     } catch (error) {
-      options.onStoreError(error, 'express-rate-limit: error from store, allowing request without rate-limiting.');
+      options.onStoreError(error, STORE_ERROR);
       return next();
     }
     if (!(counted instanceof Promise)) return answer(key, counted, res, next);
@@ -157,7 +169,7 @@ function fixedWindowLimit(options: LimitOptions): RequestHandler {
       .then(
         (count) => answer(key, count, res, next),
         (error: unknown) => {
-          options.onStoreError(error, 'express-rate-limit: error from store, allowing request without rate-limiting.');
+          options.onStoreError(error, STORE_ERROR);
           next();
         },
       )

@@ -4,8 +4,6 @@ export interface WindowCount {
   hits: number;
   /** When the window ends, in milliseconds since the epoch. */
   resetAt: number;
-  /** The key's RateLimit-Policy header, kept by the limiter once made (it depends on the key alone). */
-  policy?: string | undefined;
 }
 
 /** Where a rate limiter counts: in this process, or shared (Redis). */
@@ -46,7 +44,7 @@ export class MemoryWindowCounter implements WindowCounter {
     let count = this.current.get(key);
     if (count === undefined) {
       count = this.previous.get(key);
-      if (count === undefined) count = { hits: 0, resetAt: now + this.windowMs, policy: undefined };
+      if (count === undefined) count = { hits: 0, resetAt: now + this.windowMs };
       else this.previous.delete(key);
       this.current.set(key, count);
     }
