@@ -3,6 +3,7 @@ import * as initial from './20261123T1300_initial';
 import * as sessionsRevokedAtIndex from './20261123T1500_sessions_revoked_at_index';
 import * as loginFailures from './20261129T1900_login_failures';
 import * as rolePermissionsRevision from './20261129T2200_role_permissions_revision';
+import * as accountRecovery from './20261130T0000_account_recovery';
 
 /**
  * Every migration, by name. Names sort by time; Kysely applies them in that order.
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '20261123T1500_sessions_revoked_at_index': sessionsRevokedAtIndex,
   '20261129T1900_login_failures': loginFailures,
   '20261129T2200_role_permissions_revision': rolePermissionsRevision,
+  '20261130T0000_account_recovery': accountRecovery,
 };

@@ -27,6 +27,20 @@ const integer = (fallback: number, min: number, max: number) =>
 
 const text = (fallback: string) => z.string().min(1).default(fallback);
 
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .default(fallback ? 'true' : 'false')
+    .transform((value) => value === 'true');
+
+/** A link a message carries: `{token}` is filled in; an https:// (or http://) page or an app link such as `myapp://reset?token={token}`. */
+const linkTemplate = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((value) => value.includes('{token}'), 'must contain {token}')
+    .refine((value) => /^[a-z][a-z0-9+.-]*:\/\/\S+$/i.test(value), 'must be a URL such as https://app.example.com/reset?token={token}');
+
 /** Unset and blank are the same: no value. */
 const optionalText = z
   .string()
@@ -106,6 +120,7 @@ export type ConfigGroup =
   | 'HMAC request signing'
   | 'CORS and proxy'
   | 'Rate limits'
+  | 'Account recovery and mail'
   | 'Logging'
   | 'Retention';
 
@@ -238,6 +253,12 @@ export const configVariables = {
     whenUnset: 'the newest key in `KEYS_DIR` signs',
     schema: optionalText,
   },
+  KEYS_RELOAD_INTERVAL: {
+    property: 'keysReloadInterval',
+    group: 'Keys and tokens',
+    meaning: 'seconds between re-reads of `KEYS_DIR` (also on `SIGHUP`), so a rotation needs no restart',
+    schema: seconds(60, 1),
+  },
   JWT_ISSUER: { property: 'jwtIssuer', group: 'Keys and tokens', meaning: '`iss` claim of access tokens', schema: text('gatehouse') },
   JWT_AUDIENCE: { property: 'jwtAudience', group: 'Keys and tokens', meaning: '`aud` claim of access tokens', schema: text('gatehouse') },
   ACCESS_TOKEN_TTL: { property: 'accessTokenTtl', group: 'Keys and tokens', meaning: 'access token lifetime', schema: seconds(900, 1) },
@@ -343,6 +364,109 @@ export const configVariables = {
     schema: integer(20, 1, 1_000_000),
   },
 
+  PASSWORD_RESET_URL: {
+    property: 'passwordResetUrl',
+    group: 'Account recovery and mail',
+    meaning: 'the link of a password-reset message, `{token}` filled in (an `https://` page or an app link)',
+    schema: linkTemplate('http://localhost:3000/reset-password?token={token}'),
+  },
+  PASSWORD_RESET_TTL: {
+    property: 'passwordResetTtl',
+    group: 'Account recovery and mail',
+    meaning: 'lifetime of a password-reset token',
+    schema: seconds(1800, 60),
+  },
+  EMAIL_VERIFY_URL: {
+    property: 'emailVerifyUrl',
+    group: 'Account recovery and mail',
+    meaning: 'the link of an email-verification message, `{token}` filled in',
+    schema: linkTemplate('http://localhost:3000/verify-email?token={token}'),
+  },
+  EMAIL_VERIFY_TTL: {
+    property: 'emailVerifyTtl',
+    group: 'Account recovery and mail',
+    meaning: 'lifetime of an email-verification token',
+    schema: seconds(86400, 60),
+  },
+  RESET_MAX_PER_HOUR: {
+    property: 'resetMaxPerHour',
+    group: 'Account recovery and mail',
+    meaning: 'messages of one kind (reset, verification) per email per hour; requests beyond it are answered alike and send nothing',
+    schema: integer(3, 1, 1000),
+  },
+  REQUIRE_VERIFIED_EMAIL: {
+    property: 'requireVerifiedEmail',
+    group: 'Account recovery and mail',
+    meaning: '`true`: a login with the right password to an unverified account answers 403 `EMAIL_NOT_VERIFIED`',
+    schema: flag(false),
+  },
+  MAIL_DELIVERY: {
+    property: 'mailDelivery',
+    group: 'Account recovery and mail',
+    meaning:
+      'how messages leave the outbox: `webhook` (a signed JSON event to `MAIL_WEBHOOK_URL`), `smtp` (through `SMTP_URL`), or `outbox` (kept for `npm run mail:show`; development)',
+    schema: z.enum(['outbox', 'webhook', 'smtp']).default('outbox'),
+  },
+  MAIL_WEBHOOK_URL: {
+    property: 'mailWebhookUrl',
+    group: 'Account recovery and mail',
+    meaning: 'where `MAIL_DELIVERY=webhook` POSTs each message as a signed JSON event',
+    secret: true,
+    whenUnset: 'no webhook (required by `MAIL_DELIVERY=webhook`)',
+    schema: optionalText.pipe(
+      z
+        .string()
+        .regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')
+        .optional(),
+    ),
+  },
+  MAIL_WEBHOOK_SECRET: {
+    property: 'mailWebhookSecret',
+    group: 'Account recovery and mail',
+    meaning: 'HMAC secret the webhook events are signed with (section 5 scheme); at least 32 characters',
+    secret: true,
+    whenUnset: 'none (required by `MAIL_DELIVERY=webhook`)',
+    schema: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  },
+  SMTP_URL: {
+    property: 'smtpUrl',
+    group: 'Account recovery and mail',
+    meaning: 'SMTP relay for `MAIL_DELIVERY=smtp` (`smtp://user:pass@host:587`, `smtps://…:465`)',
+    secret: true,
+    whenUnset: 'none (required by `MAIL_DELIVERY=smtp`)',
+    schema: optionalText.pipe(
+      z
+        .string()
+        .regex(/^smtps?:\/\/\S+$/, 'must be an smtp:// or smtps:// URL')
+        .optional(),
+    ),
+  },
+  MAIL_FROM: {
+    property: 'mailFrom',
+    group: 'Account recovery and mail',
+    meaning: 'the From of SMTP messages',
+    schema: text('Gatehouse <no-reply@localhost>'),
+  },
+  MAIL_PRODUCT_NAME: {
+    property: 'mailProductName',
+    group: 'Account recovery and mail',
+    meaning: 'the product the messages speak for, in their subject and text',
+    schema: text('Gatehouse'),
+  },
+  MAIL_TEMPLATES_DIR: {
+    property: 'mailTemplatesDir',
+    group: 'Account recovery and mail',
+    meaning: 'folder of message templates replacing the built-in ones (`<kind>.subject.txt`, `<kind>.txt`, `<kind>.html`)',
+    whenUnset: 'the built-in templates',
+    schema: optionalText,
+  },
+  MAIL_MAX_ATTEMPTS: {
+    property: 'mailMaxAttempts',
+    group: 'Account recovery and mail',
+    meaning: 'delivery attempts of one message (with backoff) before it is marked failed, logged and counted',
+    schema: integer(8, 1, 100),
+  },
+
   LOG_LEVEL: {
     property: 'logLevel',
     group: 'Logging',
@@ -409,6 +533,16 @@ export const configRules: readonly ConfigRule[] = [
     variable: 'WEB_CONCURRENCY',
     message: 'above 1 needs REDIS_URL unless HMAC_MODE is off: a nonce seen by one worker must be refused by all',
     holds: (config) => config.webConcurrency === 1 || config.hmacMode === 'off' || config.redisUrl !== undefined,
+  },
+  {
+    variable: 'MAIL_DELIVERY',
+    message: 'webhook needs MAIL_WEBHOOK_URL and MAIL_WEBHOOK_SECRET',
+    holds: (config) => config.mailDelivery !== 'webhook' || (config.mailWebhookUrl !== undefined && config.mailWebhookSecret !== undefined),
+  },
+  {
+    variable: 'MAIL_DELIVERY',
+    message: 'smtp needs SMTP_URL',
+    holds: (config) => config.mailDelivery !== 'smtp' || config.smtpUrl !== undefined,
   },
 ];
 

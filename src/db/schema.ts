@@ -30,6 +30,8 @@ export interface UsersTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   last_login_at: NullableTimestamp;
+  /** When the owner proved the address; `emailVerified` is whether it is set. */
+  email_verified_at: NullableTimestamp;
 }
 
 export interface UserRolesTable {
@@ -78,6 +80,40 @@ export interface LoginFailuresTable {
   locked_until: Date | null;
 }
 
+export type OneTimeTokenPurpose = 'password_reset' | 'email_verification';
+
+/** Password-reset and email-verification tokens: single use, a newer one supersedes the older. */
+export interface OneTimeTokensTable {
+  id: Generated<string>;
+  user_id: string;
+  purpose: OneTimeTokenPurpose;
+  /** Hex SHA-256 of the token; the token itself is never stored here. */
+  token_hash: string;
+  created_at: Timestamp;
+  expires_at: Date;
+  used_at: NullableTimestamp;
+  superseded_at: NullableTimestamp;
+}
+
+export type MailKind = 'password_reset' | 'email_verification';
+
+/** Messages to send, written in the transaction of their token; see the migration for the life of a row. */
+export interface MailOutboxTable {
+  id: Generated<string>;
+  kind: MailKind;
+  recipient: string;
+  user_id: string | null;
+  /** The link with the token filled in; cleared once the message is sent or has failed for good. */
+  link: string | null;
+  expires_at: Date;
+  created_at: Timestamp;
+  attempts: Generated<number>;
+  next_attempt_at: Timestamp;
+  sent_at: NullableTimestamp;
+  failed_at: NullableTimestamp;
+  last_error: string | null;
+}
+
 export interface AuditEventsTable {
   id: Generated<string>;
   type: string;
@@ -99,6 +135,8 @@ export interface Database {
   refresh_tokens: RefreshTokensTable;
   login_failures: LoginFailuresTable;
   audit_events: AuditEventsTable;
+  one_time_tokens: OneTimeTokensTable;
+  mail_outbox: MailOutboxTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
