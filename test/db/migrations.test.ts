@@ -8,6 +8,8 @@ import { violationOf } from '../helpers/violations';
 const APP_TABLES = [
   'audit_events',
   'login_failures',
+  'mail_outbox',
+  'one_time_tokens',
   'refresh_tokens',
   'role_permissions',
   'role_permissions_revision',
