@@ -56,10 +56,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  const statements = [
-    sql`DROP TABLE mail_outbox`,
-    sql`DROP TABLE one_time_tokens`,
-    sql`ALTER TABLE users DROP COLUMN email_verified_at`,
-  ];
+  const statements = [sql`DROP TABLE mail_outbox`, sql`DROP TABLE one_time_tokens`, sql`ALTER TABLE users DROP COLUMN email_verified_at`];
   for (const statement of statements) await statement.execute(db);
 }
