@@ -1,27 +1,39 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { buildKeyStore, filesOfKid, readKeyFiles } from '../src/tokens/keys';
+import { type Clock, systemClock } from '../src/clock';
+import { CLOCK_TOLERANCE_SECONDS } from '../src/tokens/claims';
+import { buildKeyStore, filesOfKid, readKeyFiles, retirementOf } from '../src/tokens/keys';
 import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 /** Below KEYS_DIR; the server reads only the folder's top level, so keys here are not published. */
 const RETIRED_DIR = 'retired';
 
 const HELP = `
-Usage: npm run keys:retire -- --kid <kid>
-   or: tsx scripts/keys-retire.ts --kid <kid>
+Usage: npm run keys:retire -- --kid <kid> [--force]
+   or: tsx scripts/keys-retire.ts --kid <kid> [--force]
 
 Stops publishing a key: moves its .key.pem and .pub.pem files from KEYS_DIR into
-KEYS_DIR/retired/. Tokens it signed stop verifying once the servers are restarted, so
-retire a key only after it has not signed for at least ACCESS_TOKEN_TTL (plus the JWKS
-cache time of the services that verify tokens). To undo, move the files back and restart.
+KEYS_DIR/retired/. Every instance stops publishing it within KEYS_RELOAD_INTERVAL seconds
+(or at once on SIGHUP), and tokens it signed stop verifying there; no restart is needed.
 
-Refuses to retire the key that signs (generate a newer one first: npm run keys:generate),
-and a kid that KEYS_DIR does not hold. See the kids with: npm run keys:list
+It refuses while a token the key signed may still be live: until ACCESS_TOKEN_TTL seconds
+(plus the ${CLOCK_TOLERANCE_SECONDS} s clock tolerance verifiers allow) after a newer key took over signing
+on every instance, and it prints when that will be. --force retires it anyway: tokens it
+signed are then refused before they expire (for a key that leaked, that is the point).
+
+Always refuses the key that signs now (generate a newer one first: npm run keys:generate)
+and a kid that KEYS_DIR does not hold. A pending key (not yet signing) may be retired at
+once. See the kids and their states with: npm run keys:list
+To undo, move the files back into KEYS_DIR.
 
 Options:
   --kid <kid>  the key's kid, as keys:list prints it
+  --force      retire it even though tokens it signed may still be live
   -h, --help   print this help
 `;
+
+/** The ISO time without milliseconds, as keys:list prints times. */
+const formatTime = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 async function exists(file: string): Promise<boolean> {
   try {
@@ -32,13 +44,17 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** `keys:retire --kid <kid>`: the command line's arguments in, the exit code out. */
-export function main(argv: string[], io: ScriptIo): Promise<number> {
-  return runCommand('keys:retire', io, () => retire(argv, io));
+/** `keys:retire --kid <kid>`: the command line's arguments in, the exit code out; `clock` is the time it acts at (tests move it). */
+export function main(argv: string[], io: ScriptIo, clock: Clock = systemClock): Promise<number> {
+  return runCommand('keys:retire', io, () => retire(argv, io, clock));
 }
 
-async function retire(argv: string[], io: ScriptIo): Promise<void> {
-  const args = parseCommandLine({ name: 'keys:retire', help: HELP, options: { kid: { type: 'string' } } }, argv, io.stdout);
+async function retire(argv: string[], io: ScriptIo, clock: Clock): Promise<void> {
+  const args = parseCommandLine(
+    { name: 'keys:retire', help: HELP, options: { kid: { type: 'string' }, force: { type: 'boolean' } } },
+    argv,
+    io.stdout,
+  );
   if (!args) return;
   const kid = args.values.kid?.trim();
   if (!kid) throw new CliError('--kid is required; see --help (npm run keys:list shows the kids)');
@@ -47,15 +63,33 @@ async function retire(argv: string[], io: ScriptIo): Promise<void> {
   const keysDir = path.resolve(config.keysDir);
   const files = await readKeyFiles(keysDir);
   if (files.length === 0) throw new CliError(`no keys in KEYS_DIR (${keysDir})`);
-  // The store the server would build: it says which key signs.
-  const store = buildKeyStore(files, config.jwtPrivateKey);
-  if (kid === store.signing.kid) {
-    throw new CliError(
-      `refusing to retire ${kid}: it is the signing key (${store.signing.source}); generate a newer key and restart first`,
-    );
-  }
+  // The store the instances build: it says which key signs, and since when the others do not.
+  const now = clock();
+  const store = buildKeyStore(files, config.jwtPrivateKey, now);
   const names = filesOfKid(files, kid);
   if (names.length === 0) throw new CliError(`no key with kid ${kid} in KEYS_DIR (${keysDir}); see npm run keys:list`);
+  const retirement = retirementOf(store, kid, now, {
+    accessTokenTtl: config.accessTokenTtl,
+    reloadInterval: config.keysReloadInterval,
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+  });
+  const force = args.values.force === true;
+  if (!retirement.ok && retirement.why === 'signing') {
+    throw new CliError(
+      `refusing to retire ${kid}: it is the signing key (${store.signingAt(now).source}); generate a newer key first (npm run keys:generate), wait until it signs, then retire this one`,
+    );
+  }
+  if (!retirement.ok && retirement.why === 'too-soon' && !force) {
+    const seconds = Math.ceil((retirement.safeAt.getTime() - now.getTime()) / 1000);
+    throw new CliError(
+      `refusing to retire ${kid}: a token it signed may be live until ${formatTime(retirement.safeAt)} (in ${seconds} s: ACCESS_TOKEN_TTL ${config.accessTokenTtl} s + ${CLOCK_TOLERANCE_SECONDS} s clock tolerance after a newer key took over); run it again then, or add --force`,
+    );
+  }
+  if (!retirement.ok && retirement.why === 'unknown-history' && !force) {
+    throw new CliError(
+      `refusing to retire ${kid}: KEYS_DIR does not tell when it last signed (no newer key file, or no creation stamp); add --force if no live token can carry it`,
+    );
+  }
 
   const retiredDir = path.join(keysDir, RETIRED_DIR);
   await fs.mkdir(retiredDir, { recursive: true });
@@ -68,8 +102,13 @@ async function retire(argv: string[], io: ScriptIo): Promise<void> {
   const print = lineWriter(io.stdout);
   print(`retired key ${kid}: moved to ${retiredDir}`);
   for (const name of names) print(`  ${name}`);
-  print('Restart the server (every instance) to stop publishing it: keys are read at start-up.');
-  print(`To undo, move the files back into ${keysDir} and restart.`);
+  if (!retirement.ok) print('Forced: tokens it signed that have not expired yet will be refused.');
+  else if (retirement.why === 'pending') print('It was pending: it never signed a token.');
+  else if (retirement.safeSince) print(`No token it signed has been live since ${formatTime(retirement.safeSince)}.`);
+  print(
+    `Every instance stops publishing it within ${config.keysReloadInterval} s (KEYS_RELOAD_INTERVAL), or at once on SIGHUP; no restart is needed.`,
+  );
+  print(`To undo, move the files back into ${keysDir}.`);
 }
 
 if (require.main === module) runMain(main);

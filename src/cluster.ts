@@ -40,6 +40,8 @@ export interface Supervisor<W extends WorkerHandle> {
   exited(worker: W, code: number | null, signal: string | null): void;
   /** SIGTERM or SIGINT reached the primary: passes it on to every worker, exits 0 once all have exited. */
   stop(signal: NodeJS.Signals): void;
+  /** SIGHUP reached the primary: passes it on to every worker (each re-reads KEYS_DIR); nothing stops. */
+  reload(signal: NodeJS.Signals): void;
 }
 
 interface Running<W> {
@@ -136,6 +138,12 @@ export function superviseWorkers<W extends WorkerHandle>(options: SupervisorOpti
       }
       const replacement = fork();
       logger.error({ ...fields, replacementPid: pidOf(replacement) }, 'worker exited unexpectedly: started a replacement');
+    },
+
+    reload(signal) {
+      if (stopping) return;
+      logger.info({ signal, workers: running.size }, 'passing the signal on to every worker');
+      for (const { worker } of running.values()) worker.process.kill(signal);
     },
 
     stop(signal) {

@@ -10,14 +10,15 @@ import {
   CLOCK_TOLERANCE_SECONDS,
   readAccessToken,
 } from './claims';
-import type { KeyStore } from './keys';
+import { asKeyRing, type KeyRing, type KeyStore } from './keys';
 
 // The rules live in claims.ts, shared with gatehouse/verify; re-exported for this module's importers.
 export { ACCESS_TOKEN_TYPE, CLOCK_TOLERANCE_SECONDS };
 export type { AccessTokenClaims };
 
 export interface AccessTokenOptions {
-  keys: KeyStore;
+  /** The instance's key ring (re-read while it runs), or a fixed key set. */
+  keys: KeyRing | KeyStore;
   issuer: string;
   audience: string;
   /** Seconds. */
@@ -35,11 +36,15 @@ const invalid = () => new AppError('TOKEN_INVALID');
 
 /** Signs and verifies RS256 access tokens; the only place that touches jsonwebtoken. */
 export function createAccessTokens(options: AccessTokenOptions): AccessTokens {
-  const { keys, issuer, audience, ttl, clock } = options;
+  const { issuer, audience, ttl, clock } = options;
+  const keys = asKeyRing(options.keys);
 
   return {
     sign({ userId, sessionId, roles }) {
-      const iat = Math.floor(clock().getTime() / 1000);
+      const now = clock();
+      const iat = Math.floor(now.getTime() / 1000);
+      // Per token: a key generated with an activation time starts signing at that instant.
+      const signing = keys.signingKey(now);
       const payload = {
         iss: issuer,
         aud: audience,
@@ -50,9 +55,9 @@ export function createAccessTokens(options: AccessTokenOptions): AccessTokens {
         exp: iat + ttl,
         roles: [...roles],
       };
-      const token = jwt.sign(payload, keys.signing.privateKey, {
+      const token = jwt.sign(payload, signing.privateKey, {
         algorithm: ACCESS_TOKEN_ALGORITHM,
-        header: { alg: ACCESS_TOKEN_ALGORITHM, typ: ACCESS_TOKEN_TYPE, kid: keys.signing.kid },
+        header: { alg: ACCESS_TOKEN_ALGORITHM, typ: ACCESS_TOKEN_TYPE, kid: signing.kid },
       });
       return { token, expiresIn: ttl };
     },
@@ -61,7 +66,8 @@ export function createAccessTokens(options: AccessTokenOptions): AccessTokens {
       // Spelling and header first (claims.ts): the algorithm pinned, the type required, the key ours.
       const read = readAccessToken(token);
       if (!read.ok) throw new AppError(read.code);
-      const key = keys.published.get(read.value.kid);
+      // Every published key verifies, a pending one too: another instance may have read it first.
+      const key = keys.current().published.get(read.value.kid);
       if (!key) throw invalid();
 
       // jsonwebtoken checks the signature only: every claim rule is claims.ts's, so the two

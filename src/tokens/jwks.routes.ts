@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { defineRoute, type RouteTable } from '../http/route';
-import type { KeyStore } from './keys';
+import { asKeyRing, JWKS_MAX_AGE_SECONDS, type KeyRing, type KeyStore } from './keys';
 
-/** Long enough to spare us traffic, short enough that a new key is seen well within an access token's life. */
-const JWKS_MAX_AGE_SECONDS = 300;
+// JWKS_MAX_AGE_SECONDS (keys.ts): long enough to spare us traffic; a new key is published
+// longer than that before it signs (keys:generate), so no cache meets a token it cannot verify.
 const CACHE_CONTROL = `public, max-age=${JWKS_MAX_AGE_SECONDS}`;
 
 export interface JwksRoutesDeps {
-  keys: KeyStore;
+  /** The instance's key ring: the answer follows each reload of KEYS_DIR. */
+  keys: KeyRing | KeyStore;
 }
 
 const jwks = z
@@ -23,13 +24,18 @@ const jwks = z
       }),
     ),
   })
-  .meta({ id: 'JWKS', description: 'Every published public key (RFC 7517); the newest signs' });
+  .meta({
+    id: 'JWKS',
+    description:
+      'Every published public key (RFC 7517): the key that signs, older keys whose tokens may still be live, and a new key published ahead of its activation',
+  });
 
 /** GET /.well-known/jwks.json: every published public key, for offline verification elsewhere. */
 export const jwksRoutes: RouteTable<JwksRoutesDeps> = [
   defineRoute({
     method: 'get',
     path: '/.well-known/jwks.json',
+    operationId: 'getJwks',
     tag: 'keys',
     summary: 'Public keys for verifying access tokens',
     description:
@@ -38,19 +44,25 @@ export const jwksRoutes: RouteTable<JwksRoutesDeps> = [
       status: 200,
       description: 'The JSON Web Key Set',
       headers: { 'Cache-Control': { description: `Cacheable for a few minutes: \`${CACHE_CONTROL}\`` } },
-      // Serialized once, written by the handler: the key set is fixed for the life of the key store.
+      // Serialized by the handler once per key set (each reload of KEYS_DIR that changes it).
       content: { 'application/json': { schema: jwks } },
     },
-    handler: ({ keys }) => {
-      const body = Buffer.from(JSON.stringify(keys.jwks));
-      const length = String(body.length);
+    handler: (deps) => {
+      const ring = asKeyRing(deps.keys);
+      let serialized: { store: KeyStore; body: Buffer; length: string } | undefined;
       // Written with Node's own calls: res.type and res.send would look up the media type,
-      // parse it back and measure the body again on every request for a constant answer.
+      // parse it back and measure the body again on every request for an answer that changes
+      // only when the keys are reloaded; per request, one comparison of the key set read last.
       return ({ res }) => {
+        const store = ring.current();
+        if (serialized?.store !== store) {
+          const body = Buffer.from(JSON.stringify(store.jwks));
+          serialized = { store, body, length: String(body.length) };
+        }
         res.setHeader('Cache-Control', CACHE_CONTROL);
         res.setHeader('Content-Type', 'application/json; charset=utf-8');
-        res.setHeader('Content-Length', length);
-        res.end(body);
+        res.setHeader('Content-Length', serialized.length);
+        res.end(serialized.body);
       };
     },
   }),

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -29,6 +29,12 @@ export interface PublishedKey {
   publicKey: KeyObject;
   /** From the file name that `keys:generate` writes; undefined for keys given otherwise. */
   createdAt: Date | undefined;
+  /**
+   * From when a private key may sign: the `.from-<stamp>` of its file name, else its creation
+   * stamp (files written before activation times existed). Undefined for a public key alone and
+   * for `JWT_PRIVATE_KEY` (which always signs).
+   */
+  activatesAt: Date | undefined;
   /** Where it came from: a file name, or `JWT_PRIVATE_KEY`. */
   source: string;
 }
@@ -37,11 +43,29 @@ export interface SigningKey extends PublishedKey {
   privateKey: KeyObject;
 }
 
-/** The keys a running service holds: one signs, all are published. */
+/** What a published key does at a given moment (keys:list). */
+export type KeyState = 'signing' | 'pending' | 'published';
+
+/**
+ * One reading of the keys: every key is published; which one signs depends on the time. The
+ * newest private key (by creation stamp, i.e. name order) whose activation time has passed
+ * signs; `JWT_PRIVATE_KEY`, when set, always signs. Immutable: a reload builds a new one.
+ */
 export interface KeyStore {
+  /** The key that signed when this store was built (see {@link KeyStore.signingAt}). */
   readonly signing: SigningKey;
   readonly published: ReadonlyMap<string, PublishedKey>;
   readonly jwks: { keys: PublicJwk[] };
+  /** The private keys of the files, oldest first. */
+  readonly privateKeys: readonly SigningKey[];
+  /** `JWT_PRIVATE_KEY`, which signs whatever the files say. */
+  readonly override: SigningKey | undefined;
+  /** The key that signs at `now`. */
+  signingAt(now: Date): SigningKey;
+  /** The half-open span around `now` in which {@link KeyStore.signingAt} gives the same key (for caching). */
+  signingSpan(now: Date): { from: number; until: number };
+  /** Signing, pending (a private key whose activation is still ahead) or published only. */
+  stateAt(kid: string, now: Date): KeyState | undefined;
 }
 
 /** A key that cannot be used; the message names the file, never its content. */
@@ -67,7 +91,7 @@ function toJwk(key: PublishedKey): PublicJwk {
   return { kty: 'RSA', n: String(jwk.n), e: String(jwk.e), kid: key.kid, alg: 'RS256', use: 'sig' };
 }
 
-function signingKeyFromPem(pem: string, source: string, createdAt: Date | undefined): SigningKey {
+function signingKeyFromPem(pem: string, source: string, createdAt: Date | undefined, activatesAt: Date | undefined): SigningKey {
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(pem);
@@ -76,37 +100,66 @@ function signingKeyFromPem(pem: string, source: string, createdAt: Date | undefi
   }
   assertRsa(privateKey, source);
   const publicKey = createPublicKey(privateKey);
-  return { kid: thumbprint(publicKey), privateKey, publicKey, createdAt, source };
+  return { kid: thumbprint(publicKey), privateKey, publicKey, createdAt, activatesAt, source };
 }
 
 /** `20261123T132155Z` ↔ Date; file names start with it so that name order is age order. */
-function stampOf(date: Date): string {
+export function stampOf(date: Date): string {
   return date
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}/, '');
 }
-function dateOfStamp(fileName: string): Date | undefined {
-  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(fileName);
+const STAMP = /(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/;
+function dateOf(match: RegExpExecArray | null): Date | undefined {
   if (!match) return undefined;
   const [, y, mo, d, h, mi, s] = match;
-  return new Date(`${y}-${mo}-${d}T${h}:${mi}:${s}Z`);
+  const date = new Date(`${y}-${mo}-${d}T${h}:${mi}:${s}Z`);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+function dateOfStamp(fileName: string): Date | undefined {
+  return dateOf(new RegExp(`^${STAMP.source}`).exec(fileName));
+}
+/** `….from-20261123T140000Z.key.pem`: the activation time `keys:generate --activate-in` writes. */
+function activationOf(fileName: string): Date | undefined {
+  return dateOf(new RegExp(`\\.from-${STAMP.source}\\${PRIVATE_SUFFIX}$`).exec(fileName));
 }
 
 export const PRIVATE_SUFFIX = '.key.pem';
 export const PUBLIC_SUFFIX = '.pub.pem';
 
+/** The `max-age` of GET /.well-known/jwks.json: how long a consumer may use the key set it fetched. */
+export const JWKS_MAX_AGE_SECONDS = 300;
+/** Added to the default activation delay for clock differences and slow reloads. */
+export const ACTIVATION_MARGIN_SECONDS = 60;
+
 /**
- * Builds a key store from PEM texts: the newest private key signs; every key is published.
- * `signingPem` (JWT_PRIVATE_KEY) signs instead of the newest file when given.
+ * The default delay between writing a key and its first signature: by then every instance
+ * has re-read KEYS_DIR (`reloadIntervalSeconds`) and every cached JWKS fetched before the
+ * key was published has expired (`max-age`), so no verifier meets a kid it does not know.
  */
-export function buildKeyStore(files: ReadonlyArray<{ name: string; pem: string }>, signingPem?: string): KeyStore {
+export function defaultActivationDelaySeconds(reloadIntervalSeconds: number): number {
+  return JWKS_MAX_AGE_SECONDS + reloadIntervalSeconds + ACTIVATION_MARGIN_SECONDS;
+}
+
+const NEVER = Number.POSITIVE_INFINITY;
+
+/**
+ * Builds a key store from PEM texts: every key is published; the newest private key whose
+ * activation time has passed signs (see {@link KeyStore}). `signingPem` (JWT_PRIVATE_KEY)
+ * signs instead when given. `now` only sets {@link KeyStore.signing}.
+ */
+export function buildKeyStore(files: ReadonlyArray<{ name: string; pem: string }>, signingPem?: string, now: Date = new Date()): KeyStore {
   const privates = files.filter((f) => f.name.endsWith(PRIVATE_SUFFIX)).sort((a, b) => a.name.localeCompare(b.name));
   const publics = files.filter((f) => f.name.endsWith(PUBLIC_SUFFIX));
   const published = new Map<string, PublishedKey>();
 
-  const signingKeys = privates.map((f) => signingKeyFromPem(f.pem, f.name, dateOfStamp(f.name)));
-  for (const key of signingKeys) published.set(key.kid, key);
+  const privateKeys = privates.map((f) => {
+    const createdAt = dateOfStamp(f.name);
+    // A file without an activation time (written before they existed) is active since its creation.
+    return signingKeyFromPem(f.pem, f.name, createdAt, activationOf(f.name) ?? createdAt ?? new Date(0));
+  });
+  for (const key of privateKeys) published.set(key.kid, key);
 
   // A public key alone (say, another deployment's, or one whose private half was removed) is published only.
   for (const f of publics) {
@@ -118,25 +171,60 @@ export function buildKeyStore(files: ReadonlyArray<{ name: string; pem: string }
     }
     assertRsa(publicKey, f.name);
     const kid = thumbprint(publicKey);
-    if (!published.has(kid)) published.set(kid, { kid, publicKey, createdAt: dateOfStamp(f.name), source: f.name });
+    if (!published.has(kid)) published.set(kid, { kid, publicKey, createdAt: dateOfStamp(f.name), activatesAt: undefined, source: f.name });
   }
 
-  let signing = signingKeys.at(-1);
+  let override: SigningKey | undefined;
   if (signingPem !== undefined) {
     // Environments often flatten newlines; accept "\n" escapes.
-    signing = signingKeyFromPem(signingPem.replace(/\\n/g, '\n'), 'JWT_PRIVATE_KEY', undefined);
-    published.set(signing.kid, signing);
+    override = signingKeyFromPem(signingPem.replace(/\\n/g, '\n'), 'JWT_PRIVATE_KEY', undefined, undefined);
+    published.set(override.kid, override);
   }
-  if (!signing) throw new KeyError('no signing key: run `npm run keys:generate` or set JWT_PRIVATE_KEY');
+  if (!override && privateKeys.length === 0) throw new KeyError('no signing key: run `npm run keys:generate` or set JWT_PRIVATE_KEY');
 
-  return Object.freeze({
-    signing,
+  const activations = [...new Set(privateKeys.map((key) => key.activatesAt!.getTime()))].sort((a, b) => a - b);
+  // Before any key is active (a first key generated with a delay), the first to activate signs: nothing else can.
+  const firstToActivate = [...privateKeys].sort((a, b) => a.activatesAt!.getTime() - b.activatesAt!.getTime())[0];
+
+  function signingAt(when: Date): SigningKey {
+    if (override) return override;
+    const t = when.getTime();
+    for (let i = privateKeys.length - 1; i >= 0; i--) {
+      if (privateKeys[i]!.activatesAt!.getTime() <= t) return privateKeys[i]!;
+    }
+    return firstToActivate!;
+  }
+
+  const store: KeyStore = {
+    signing: signingAt(now),
     published,
     jwks: { keys: [...published.values()].map(toJwk) },
-  });
+    privateKeys,
+    override,
+    signingAt,
+    signingSpan(when) {
+      if (override) return { from: -NEVER, until: NEVER };
+      const t = when.getTime();
+      // The signing key changes only at an activation instant.
+      const from = activations.filter((a) => a <= t).at(-1) ?? -NEVER;
+      const until = activations.find((a) => a > t) ?? NEVER;
+      return { from, until };
+    },
+    stateAt(kid, when) {
+      const key = published.get(kid);
+      if (!key) return undefined;
+      if (signingAt(when).kid === kid) return 'signing';
+      if (!override && key.activatesAt !== undefined && key.activatesAt > when) return 'pending';
+      return 'published';
+    },
+  };
+  return Object.freeze(store);
 }
 
-/** Reads every `*.key.pem` and `*.pub.pem` in a folder (a missing folder holds none). */
+/**
+ * Reads every `*.key.pem` and `*.pub.pem` in a folder (a missing folder holds none). A file
+ * that disappears between the listing and its reading (keys:retire moving it) is skipped.
+ */
 export async function readKeyFiles(dir: string): Promise<Array<{ name: string; pem: string }>> {
   let names: string[];
   try {
@@ -146,7 +234,17 @@ export async function readKeyFiles(dir: string): Promise<Array<{ name: string; p
     throw error;
   }
   const pemNames = names.filter((n) => n.endsWith(PRIVATE_SUFFIX) || n.endsWith(PUBLIC_SUFFIX));
-  return Promise.all(pemNames.map(async (name) => ({ name, pem: await fs.readFile(path.join(dir, name), 'utf8') })));
+  const read = await Promise.all(
+    pemNames.map(async (name) => {
+      try {
+        return { name, pem: await fs.readFile(path.join(dir, name), 'utf8') };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw new KeyError(`${name}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+    }),
+  );
+  return read.filter((file) => file !== undefined);
 }
 
 /**
@@ -168,23 +266,49 @@ export function filesOfKid(files: ReadonlyArray<{ name: string; pem: string }>, 
 }
 
 /**
+ * Writes `content` to `file` as one step for a reader: into a temporary name (which no
+ * reader picks up: it does not end in .pem), then linked to its name. link(), unlike
+ * rename(), fails with EEXIST instead of replacing a key that is already there.
+ */
+async function writeAtomically(file: string, content: string | Buffer, mode: number): Promise<void> {
+  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  await fs.writeFile(temporary, content, { mode, flag: 'wx' });
+  try {
+    await fs.link(temporary, file);
+  } finally {
+    await fs.unlink(temporary);
+  }
+}
+
+/**
  * Generates an RSA key pair and writes it into `dir` as `<UTC stamp>-<kid prefix>.key.pem`
- * (mode 0600) and `.pub.pem`. Returns the new key's kid and file names.
+ * (mode 0600) and `.pub.pem`. With `activatesAt` later than `now`, the private key's name
+ * carries it (`….from-<stamp>.key.pem`): the key is published at once and signs from then.
+ * The public half is written first and each file appears whole, so an instance re-reading the
+ * folder meanwhile sees the new key published, or published and ready to sign, never half of it.
  */
 export async function writeNewKeyPair(
   dir: string,
   now: Date = new Date(),
-): Promise<{ kid: string; privateFile: string; publicFile: string }> {
+  activatesAt: Date = now,
+): Promise<{ kid: string; privateFile: string; publicFile: string; activatesAt: Date }> {
   const { privateKey, publicKey } = await generateRsaKeyPair('rsa', { modulusLength: GENERATED_RSA_BITS });
   const kid = thumbprint(publicKey);
   const base = `${stampOf(now)}-${kid.slice(0, 8)}`;
+  // Stamps are whole seconds: an activation within the creation second is "now".
+  const delayed = stampOf(activatesAt) > stampOf(now);
   await fs.mkdir(dir, { recursive: true });
-  const privateFile = path.join(dir, base + PRIVATE_SUFFIX);
+  const privateFile = path.join(dir, base + (delayed ? `.from-${stampOf(activatesAt)}` : '') + PRIVATE_SUFFIX);
   const publicFile = path.join(dir, base + PUBLIC_SUFFIX);
-  // wx: never overwrite a key that is already there.
-  await fs.writeFile(privateFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-  await fs.writeFile(publicFile, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644, flag: 'wx' });
-  return { kid, privateFile, publicFile };
+  await writeAtomically(publicFile, publicKey.export({ type: 'spki', format: 'pem' }), 0o644);
+  try {
+    await writeAtomically(privateFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600);
+  } catch (error) {
+    // Only when the public half is the one just written (not one that was already there).
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') await fs.unlink(publicFile).catch(() => undefined);
+    throw error;
+  }
+  return { kid, privateFile, publicFile, activatesAt: dateOfStamp(stampOf(delayed ? activatesAt : now))! };
 }
 
 export interface LoadKeysOptions {
@@ -198,6 +322,8 @@ export interface LoadKeysOptions {
    * given, e.g. 0o644): whoever reads it can mint tokens. It names the file; never its content.
    */
   onInsecureFile?: (file: string, mode: number) => void;
+  /** Sets {@link KeyStore.signing}; default the system time. */
+  now?: Date;
 }
 
 /** Permission bits for group and others: a private key is for its owner alone (as OpenSSH holds too). */
@@ -207,7 +333,12 @@ async function reportInsecureKeyFiles(dir: string, names: readonly string[], rep
   for (const name of names.filter((n) => n.endsWith(PRIVATE_SUFFIX))) {
     const file = path.join(dir, name);
     // stat, not lstat: a mounted secret is often a link, and its target's mode is what counts.
-    const mode = (await fs.stat(file)).mode & 0o777;
+    let mode: number;
+    try {
+      mode = (await fs.stat(file)).mode & 0o777;
+    } catch {
+      continue; // Moved away meanwhile (keys:retire).
+    }
     if (mode & GROUP_OR_OTHER) report(file, mode);
   }
 }
@@ -228,5 +359,169 @@ export async function loadKeyStore(options: LoadKeysOptions): Promise<KeyStore> 
       options.onInsecureFile,
     );
   }
-  return buildKeyStore(files, options.jwtPrivateKey);
+  return buildKeyStore(files, options.jwtPrivateKey, options.now);
+}
+
+/** What changed between two readings of the keys; only kids and file names, never key material. */
+export interface KeyRingChange {
+  added: string[];
+  removed: string[];
+  /** The key that signs now, and the keys waiting for their activation time. */
+  signing: string;
+  pending: Array<{ kid: string; activatesAt: string }>;
+}
+
+export interface KeyRingOptions {
+  /** The keys read at start-up. */
+  initial: KeyStore;
+  /** Reads the keys again (KEYS_DIR and JWT_PRIVATE_KEY); throws KeyError (or an I/O error) when they cannot be used. */
+  load?: () => Promise<KeyStore>;
+  /** Told when a reload changed the set of keys. */
+  onChange?: (change: KeyRingChange) => void;
+  /** Told when a reload failed: the ring keeps the keys it has. The message names a file, never key content. */
+  onReloadFailed?: (reason: string) => void;
+  /** The time the change report is computed at (which key signs now); default the system clock. */
+  clock?: () => Date;
+}
+
+/**
+ * The keys a running instance holds, re-read while it runs: per request it answers which key
+ * signs now (cached until the next activation instant) and which keys are published.
+ */
+export interface KeyRing {
+  /** The key set read last. */
+  current(): KeyStore;
+  /** The key that signs at `now`. */
+  signingKey(now: Date): SigningKey;
+  /**
+   * Reads the keys again and swaps them in when they are usable; otherwise keeps the current
+   * ones (and says why through `onReloadFailed`). Concurrent calls share one reading.
+   */
+  reload(): Promise<{ ok: boolean; changed: boolean }>;
+  /** Reloads every `intervalSeconds` (an unref'd timer) until the returned function is called. */
+  reloadEvery(intervalSeconds: number): () => void;
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof KeyError) return error.message;
+  const code = (error as NodeJS.ErrnoException).code;
+  // An I/O error names the path (a folder or file), not what is in it.
+  return error instanceof Error ? `${code ? `${code}: ` : ''}${error.message.split('\n')[0]}` : String(error);
+}
+
+function changeBetween(before: KeyStore, after: KeyStore, now: Date): KeyRingChange | undefined {
+  const added = [...after.published.keys()].filter((kid) => !before.published.has(kid));
+  const removed = [...before.published.keys()].filter((kid) => !after.published.has(kid));
+  const sameActivations = [...after.published.values()].every(
+    (key) => before.published.get(key.kid)?.activatesAt?.getTime() === key.activatesAt?.getTime(),
+  );
+  const sameSigner = before.override?.kid === after.override?.kid;
+  if (added.length === 0 && removed.length === 0 && sameActivations && sameSigner) return undefined;
+  return {
+    added,
+    removed,
+    signing: after.signingAt(now).kid,
+    pending: after.privateKeys
+      .filter((key) => after.stateAt(key.kid, now) === 'pending')
+      .map((key) => ({ kid: key.kid, activatesAt: key.activatesAt!.toISOString() })),
+  };
+}
+
+/** A ring over a fixed key set: what tests and tools that never reload hand to the app. */
+export function staticKeyRing(store: KeyStore): KeyRing {
+  return createKeyRing({ initial: store });
+}
+
+/** Accepts either a ring or a fixed key set, as the app's dependencies may give one. */
+export function asKeyRing(keys: KeyStore | KeyRing): KeyRing {
+  return 'signingKey' in keys ? keys : staticKeyRing(keys);
+}
+
+export function createKeyRing(options: KeyRingOptions): KeyRing {
+  let store = options.initial;
+  // The signing key and the span of time it stays the signing key: most requests compare two numbers.
+  let cached: { store: KeyStore; key: SigningKey; from: number; until: number } | undefined;
+  let reading: Promise<{ ok: boolean; changed: boolean }> | undefined;
+
+  function signingKey(now: Date): SigningKey {
+    const t = now.getTime();
+    if (cached && cached.store === store && t >= cached.from && t < cached.until) return cached.key;
+    const span = store.signingSpan(now);
+    cached = { store, key: store.signingAt(now), ...span };
+    return cached.key;
+  }
+
+  async function readAgain(): Promise<{ ok: boolean; changed: boolean }> {
+    if (!options.load) return { ok: true, changed: false };
+    let next: KeyStore;
+    try {
+      next = await options.load();
+    } catch (error) {
+      options.onReloadFailed?.(describeFailure(error));
+      return { ok: false, changed: false };
+    }
+    const change = changeBetween(store, next, (options.clock ?? (() => new Date()))());
+    store = next;
+    if (change) options.onChange?.(change);
+    return { ok: true, changed: change !== undefined };
+  }
+
+  function reload(): Promise<{ ok: boolean; changed: boolean }> {
+    reading ??= readAgain().finally(() => {
+      reading = undefined;
+    });
+    return reading;
+  }
+
+  return {
+    current: () => store,
+    signingKey,
+    reload,
+    reloadEvery(intervalSeconds) {
+      const timer = setInterval(() => void reload(), intervalSeconds * 1000);
+      timer.unref();
+      return () => clearInterval(timer);
+    },
+  };
+}
+
+/** What keys:retire needs to know to tell whether a token may still carry a key. */
+export interface RetirementRules {
+  /** ACCESS_TOKEN_TTL. */
+  accessTokenTtl: number;
+  /** KEYS_RELOAD_INTERVAL: an instance may sign with the old key until it has read the new one. */
+  reloadInterval: number;
+  /** Seconds past `exp` a verifier still accepts a token (Gatehouse's and gatehouse/verify's default: 30). */
+  clockTolerance: number;
+}
+
+export type Retirement =
+  | { ok: true; why: 'pending' | 'superseded'; safeSince?: Date }
+  | { ok: false; why: 'signing' | 'unknown-kid' | 'unknown-history' }
+  | { ok: false; why: 'too-soon'; safeAt: Date };
+
+/**
+ * Whether retiring `kid` at `now` may refuse a token still in use. A key stops signing once a
+ * newer key is active on every instance: its activation time, or (when it was activated at
+ * once) the moment the last instance re-read KEYS_DIR after it was written. A token it signed
+ * then lives ACCESS_TOKEN_TTL more, plus the verifiers' clock tolerance.
+ */
+export function retirementOf(store: KeyStore, kid: string, now: Date, rules: RetirementRules): Retirement {
+  const key = store.published.get(kid);
+  if (!key) return { ok: false, why: 'unknown-kid' };
+  if (store.signingAt(now).kid === kid) return { ok: false, why: 'signing' };
+  // A key that has never been active never signed (unless it was the first and only one: then it signs now).
+  if (key.activatesAt !== undefined && key.activatesAt > now) return { ok: true, why: 'pending' };
+  if (key.createdAt === undefined || key.source === 'JWT_PRIVATE_KEY') return { ok: false, why: 'unknown-history' };
+  // The files' keys after it in name order (creation order) supersede it from their activation on.
+  const newer = store.privateKeys.filter((other) => other.source.localeCompare(key.source) > 0 && other.kid !== kid);
+  const stops = newer.map((other) =>
+    Math.max(other.activatesAt!.getTime(), (other.createdAt?.getTime() ?? 0) + rules.reloadInterval * 1000),
+  );
+  if (stops.length === 0) {
+    // Nothing newer in the folder: JWT_PRIVATE_KEY signs instead, since a moment no file tells.
+    return { ok: false, why: 'unknown-history' };
+  }
+  const safeAt = new Date(Math.min(...stops) + (rules.accessTokenTtl + rules.clockTolerance) * 1000);
+  return safeAt <= now ? { ok: true, why: 'superseded', safeSince: safeAt } : { ok: false, why: 'too-soon', safeAt };
 }

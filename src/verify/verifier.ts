@@ -8,7 +8,7 @@
  * problem catalogue, so a token and its refusal read the same here as at Gatehouse.
  */
 import type { RequestHandler } from 'express';
-import { compactVerify, createRemoteJWKSet, errors } from 'jose';
+import { compactVerify, errors } from 'jose';
 import { PROBLEMS, type ProblemCode, problemType } from '../problems/catalogue';
 import { parseBearer } from '../tokens/bearer';
 import {
@@ -19,6 +19,7 @@ import {
   CLOCK_TOLERANCE_SECONDS,
   readAccessToken,
 } from '../tokens/claims';
+import { createJwksCache } from './jwks-cache';
 
 /** The claims of a verified Gatehouse access token, as Gatehouse's own verifier returns them. */
 export type { AccessTokenClaims };
@@ -78,7 +79,7 @@ export interface VerifierOptions {
   cacheMaxAgeSeconds?: number;
   /** Seconds to wait for the JWKS; default 5. */
   timeoutSeconds?: number;
-  /** The current time (tests); defaults to the system clock. */
+  /** The current time, for the token's times and the key cache's; defaults to the system clock. */
   clock?: () => Date;
 }
 
@@ -157,10 +158,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
   if (maxTokenAge === 0) throw new TypeError('createVerifier: maxTokenAge must be more than 0 seconds');
   const clock = options.clock ?? (() => new Date());
 
-  const keys = createRemoteJWKSet(url, {
-    cooldownDuration: seconds('cooldownSeconds', options.cooldownSeconds, 30) * 1000,
-    cacheMaxAge: seconds('cacheMaxAgeSeconds', options.cacheMaxAgeSeconds, 300) * 1000,
-    timeoutDuration: seconds('timeoutSeconds', options.timeoutSeconds, 5) * 1000,
+  const keys = createJwksCache({
+    url,
+    clock,
+    cooldownMs: seconds('cooldownSeconds', options.cooldownSeconds, 30) * 1000,
+    maxAgeMs: seconds('cacheMaxAgeSeconds', options.cacheMaxAgeSeconds, 300) * 1000,
+    timeoutMs: seconds('timeoutSeconds', options.timeoutSeconds, 5) * 1000,
   });
 
   async function verify(token: string): Promise<AccessTokenClaims> {

@@ -141,12 +141,12 @@ describe('keys:list and keys:retire', () => {
     return dir;
   }
 
-  /** The rows of keys:list: kid → [created, source, signing mark]. */
+  /** The rows of keys:list: kid → [created, source, state] (activation times: test/scripts/keys-rotation.test.ts). */
   function listed(stdout: string): Record<string, [string, string, string]> {
     const rows: Record<string, [string, string, string]> = {};
     for (const line of stdout.split('\n')) {
-      const match = /^([A-Za-z0-9_-]{43})\s+(\S+)\s+(\S+)(?:\s+(\S+))?$/.exec(line.trim());
-      if (match) rows[match[1]!] = [match[2]!, match[3]!, match[4] ?? ''];
+      const match = /^([A-Za-z0-9_-]{43})\s+(\S+)\s+\S+\s+(\S+)\s+(signing|pending|published)$/.exec(line.trim());
+      if (match) rows[match[1]!] = [match[2]!, match[3]!, match[4]!];
     }
     return rows;
   }
@@ -157,7 +157,7 @@ describe('keys:list and keys:retire', () => {
 
     expect(run.code).toBe(0);
     expect(listed(run.stdout)).toEqual({
-      [kidOf(older.publicPem)]: ['2026-01-01T00:00:00Z', `${OLDER}.key.pem`, ''],
+      [kidOf(older.publicPem)]: ['2026-01-01T00:00:00Z', `${OLDER}.key.pem`, 'published'],
       [kidOf(newer.publicPem)]: ['2026-03-01T00:00:00Z', `${NEWER}.key.pem`, 'signing'],
     });
   });
@@ -169,8 +169,8 @@ describe('keys:list and keys:retire', () => {
 
     expect(run.code).toBe(0);
     expect(listed(run.stdout)).toEqual({
-      [kidOf(older.publicPem)]: ['2026-01-01T00:00:00Z', `${OLDER}.key.pem`, ''],
-      [kidOf(newer.publicPem)]: ['2026-03-01T00:00:00Z', `${NEWER}.key.pem`, ''],
+      [kidOf(older.publicPem)]: ['2026-01-01T00:00:00Z', `${OLDER}.key.pem`, 'published'],
+      [kidOf(newer.publicPem)]: ['2026-03-01T00:00:00Z', `${NEWER}.key.pem`, 'published'],
       [kidOf(env.publicPem)]: ['-', 'JWT_PRIVATE_KEY', 'signing'],
     });
   });

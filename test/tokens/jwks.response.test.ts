@@ -1,7 +1,9 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
-import { buildKeyStore, type PublicJwk, thumbprint } from '../../src/tokens/keys';
+import { createApp } from '../../src/app';
+import { createLogger } from '../../src/logger';
+import { buildKeyStore, createKeyRing, type PublicJwk, thumbprint } from '../../src/tokens/keys';
 import { registerUser } from '../helpers/factories';
 import { createHarness, type Harness } from '../helpers/harness';
 import { generateRsaPem, testKeyStore } from '../helpers/keys';
@@ -86,5 +88,27 @@ describe('GET /.well-known/jwks.json', () => {
     const publicKey = createPublicKey({ key: other as unknown as JsonWebKey, format: 'jwk' });
 
     expect(() => jwt.verify(user.accessToken, publicKey, { algorithms: ['RS256'] })).toThrow(jwt.JsonWebTokenError);
+  });
+
+  it('when the key ring re-reads a changed set, then the next answer publishes it, and answers between reloads are the same', async () => {
+    let onDisk = original.store;
+    const ring = createKeyRing({ initial: onDisk, load: () => Promise.resolve(onDisk) });
+    const app = createApp({ config: h.config, db: h.database.db, keys: ring, logger: createLogger('silent'), clock: h.clock.now });
+    const before = await request(app).get('/.well-known/jwks.json');
+
+    onDisk = buildKeyStore([
+      { name: '20260101T000000Z-original.key.pem', pem: original.privatePem },
+      { name: '20260301T000000Z-rotated.from-20990101T000000Z.key.pem', pem: rotatedIn.privatePem },
+    ]);
+    const unchanged = await request(app).get('/.well-known/jwks.json');
+    await ring.reload();
+    const after = await request(app).get('/.well-known/jwks.json');
+
+    expect(before.body).toEqual({ keys: [expectedJwk(originalPublicPem)] });
+    expect(unchanged.text).toBe(before.text);
+    // The new key is pending (it signs from 2099) and published already.
+    expect(after.body.keys).toEqual(expect.arrayContaining([expectedJwk(originalPublicPem), expectedJwk(rotatedIn.publicPem)]));
+    expect(after.body.keys).toHaveLength(2);
+    expect(after.headers['content-length']).toBe(String(Buffer.byteLength(after.text)));
   });
 });

@@ -370,7 +370,8 @@ describe('the JWKS cache', () => {
     const before = await registerOnGatehouse();
     await verifier.verify(before.accessToken);
 
-    const generated = await runInProcess('keys-generate.ts', [], { KEYS_DIR: gatehouse.keysDir });
+    // --now: a single instance, restarted, needs no activation delay (key-rotation.test.ts runs the delayed one).
+    const generated = await runInProcess('keys-generate.ts', ['--now'], { KEYS_DIR: gatehouse.keysDir });
     expect(generated.code).toBe(0);
     await gatehouse.restart();
     const after = await registerOnGatehouse();
