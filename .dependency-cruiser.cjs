@@ -4,7 +4,8 @@
  */
 
 /** Folders that implement a capability of CONTRACT.md. Infrastructure (db/, http/) must not know them. */
-const FEATURES = '^src/(access|admin|audit|auth|health|maintenance|metrics|openapi|passwords|roles|sessions|signature|tokens|users)/';
+const FEATURES =
+  '^src/(access|admin|audit|auth|health|maintenance|metrics|openapi|passwords|recovery|roles|sessions|signature|tokens|users)/';
 
 /** What the published SDKs (gatehouse/verify, /client, /signer) ship: their own folders… */
 const SDK = '^src/(verify|client)/|^src/signature/signer[.]ts$';
@@ -83,6 +84,14 @@ module.exports = {
       severity: 'error',
       comment: 'The runtime image installs production dependencies only (npm ci --omit=dev).',
       from: { path: '^(src|migrations)/' },
+      to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'operator-scripts-run-on-production-dependencies',
+      severity: 'error',
+      comment:
+        'npm run migrate, keys:*, user:*, prune and mail:show run from dist/ in the runtime image (bin/gatehouse-script.cjs), where only production dependencies are installed.',
+      from: { path: '^scripts/(cli|migrate|keys-[a-z]+|user-[a-z]+|prune|mail-show)[.]ts$' },
       to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
     },
     {

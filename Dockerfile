@@ -26,10 +26,12 @@ WORKDIR /app
 
 # production: HMAC is required (set HMAC_CLIENTS), keys are never generated (mount
 # them into /app/keys or set JWT_PRIVATE_KEY), internal error details stay hidden.
+# npm runs the operator scripts here (`npm run migrate`): it need not look for a newer npm each time.
 ENV NODE_ENV=production \
     PORT=3000 \
     DATA_DIR=/app/data \
-    KEYS_DIR=/app/keys
+    KEYS_DIR=/app/keys \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
 
 # --ignore-scripts: nothing we ship needs an install script, and none then runs as root here.
 COPY package.json package-lock.json ./
@@ -38,6 +40,9 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 # Code and dependencies stay owned by root, so the service cannot rewrite itself;
 # only its data and key folders are writable by it.
 COPY --from=build /app/dist ./dist
+# The operator scripts' launcher (plain JavaScript, no build): with no scripts/ and no tsx
+# here, `npm run migrate`, `keys:*`, `user:*`, `prune`, … run dist/scripts/*.js through it.
+COPY bin ./bin
 RUN mkdir -p /app/data /app/keys && chown node:node /app/data /app/keys
 
 # Ownership is set before VOLUME: a fresh named volume copies it from the image.
@@ -55,6 +60,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # then exit 0), so tini is not needed; it spawns no children that would need reaping.
 # Give `docker stop` more than SHUTDOWN_TIMEOUT (its default grace is also 10 s), e.g. `docker stop -t 15`.
 # Run node directly, not `npm start`: npm would rebuild (prestart) and does not pass signals on reliably.
-# Migrations in the image: `node dist/scripts/migrate.js up` (tsx is a dev dependency).
+# Operator scripts run as npm scripts, with the server's environment, e.g. migrations before a deploy:
+#   docker run --rm --env-file prod.env gatehouse npm run migrate
+# (likewise migrate:status, migrate:down, keys:generate, keys:list, keys:retire, user:grant, user:revoke, prune, mail:show).
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/src/server.js"]

@@ -5,7 +5,6 @@ const HELP = `
 Usage: npm run migrate            (apply every pending migration)
        npm run migrate:down       (undo the newest applied migration)
        npm run migrate:status     (list migrations and when each was applied)
-   or: tsx scripts/migrate.ts up|down|status
 
 Works on DATABASE_URL when it is set, else on the embedded database under DATA_DIR
 (default ./data). A .env file in the working directory is read.

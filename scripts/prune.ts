@@ -5,7 +5,6 @@ const MAX_BATCH_SIZE = 100_000;
 
 const HELP = `
 Usage: npm run prune [-- [--dry-run] [--batch-size <n>]]
-   or: tsx scripts/prune.ts [--dry-run] [--batch-size <n>]
 
 Deletes what Gatehouse no longer needs:
   refresh_tokens  tokens past their expiry
@@ -14,6 +13,9 @@ Deletes what Gatehouse no longer needs:
   audit_events    events older than AUDIT_RETENTION_DAYS days (default 90)
   login_failures  failed-login counters whose last failure and lock are both older than
                   LOCKOUT_DURATION seconds
+  one_time_tokens password-reset and email-verification tokens past their expiry
+  mail_outbox     messages sent, or failed for good, more than a day ago (the hourly cap
+                  RESET_MAX_PER_HOUR counts only the last hour; unsent ones are kept)
 Live sessions and their unexpired refresh tokens are left alone, including a rotated token
 that has not expired yet (reuse detection needs it).
 
@@ -66,7 +68,8 @@ async function pruneCommand(argv: string[], io: ScriptIo): Promise<void> {
   const { now, revokedBefore, auditBefore } = pruneCutoffs(options);
   print(`${dryRun ? 'dry run: counting' : 'deleting'} refresh tokens and sessions that expired before ${now.toISOString()},`);
   print(`sessions revoked before ${revokedBefore.toISOString()} (REFRESH_TOKEN_TTL ${config.refreshTokenTtl} s),`);
-  print(`audit events before ${auditBefore.toISOString()} (AUDIT_RETENTION_DAYS ${config.auditRetentionDays})`);
+  print(`audit events before ${auditBefore.toISOString()} (AUDIT_RETENTION_DAYS ${config.auditRetentionDays}),`);
+  print('reset and verification tokens past their expiry, and mail sent or failed more than a day ago');
 
   const counts = await withDatabase(config, io, ({ db }) => (dryRun ? countPrunable(db, options) : prune(db, options)));
 
@@ -75,9 +78,11 @@ async function pruneCommand(argv: string[], io: ScriptIo): Promise<void> {
     ['sessions', 'sessions'],
     ['audit_events', 'auditEvents'],
     ['login_failures', 'loginFailures'],
+    ['one_time_tokens', 'oneTimeTokens'],
+    ['mail_outbox', 'mailOutbox'],
   ];
-  print(`${'table'.padEnd(14)}  ${dryRun ? 'would delete' : 'deleted'}`);
-  for (const [table, key] of rows) print(`${table.padEnd(14)}  ${counts[key]}`);
+  print(`${'table'.padEnd(15)}  ${dryRun ? 'would delete' : 'deleted'}`);
+  for (const [table, key] of rows) print(`${table.padEnd(15)}  ${counts[key]}`);
   if (dryRun) print('dry run: nothing was deleted');
 }
 

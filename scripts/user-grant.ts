@@ -3,7 +3,6 @@ import { runRoleCommand } from './user-role';
 
 const HELP = `
 Usage: npm run user:grant -- --email <email> --role <role>
-   or: tsx scripts/user-grant.ts --email <email> --role <role>
 
 Gives an existing user a role (e.g. admin) and records a user.roles_changed audit event.
 Granting a role the user already has changes nothing and succeeds.

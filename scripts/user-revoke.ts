@@ -3,7 +3,6 @@ import { runRoleCommand } from './user-role';
 
 const HELP = `
 Usage: npm run user:revoke -- --email <email> --role <role>
-   or: tsx scripts/user-revoke.ts --email <email> --role <role>
 
 Takes a role away from an existing user and records a user.roles_changed audit event.
 Gatehouse's own routes see the change at the user's next request; access tokens already
