@@ -348,6 +348,7 @@ function headersOf(problem: ProblemCode): string {
 const bareRoute = (method: RouteSpec['method'], bearer: boolean): RouteSpec => ({
   method,
   path: '/',
+  operationId: 'bare',
   bearer,
   response: { status: 200, description: '' },
   errors: [],

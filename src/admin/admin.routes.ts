@@ -19,6 +19,7 @@ export const adminRoutes: RouteTable<AdminRoutesDeps> = [
   defineRoute({
     method: 'get',
     path: '/admin/users',
+    operationId: 'listUsers',
     tag: 'admin',
     summary: 'List users, oldest first',
     bearer: true,
@@ -34,6 +35,7 @@ export const adminRoutes: RouteTable<AdminRoutesDeps> = [
   defineRoute({
     method: 'put',
     path: '/admin/users/{id}/roles',
+    operationId: 'setUserRoles',
     tag: 'admin',
     summary: 'Replace a user’s roles',
     description: 'An unknown role is VALIDATION_FAILED; removing the last active admin is LAST_ADMIN.',
@@ -52,6 +54,7 @@ export const adminRoutes: RouteTable<AdminRoutesDeps> = [
   defineRoute({
     method: 'post',
     path: '/admin/users/{id}/disable',
+    operationId: 'disableUser',
     tag: 'admin',
     summary: 'Disable a user',
     description:
@@ -70,6 +73,7 @@ export const adminRoutes: RouteTable<AdminRoutesDeps> = [
   defineRoute({
     method: 'post',
     path: '/admin/users/{id}/enable',
+    operationId: 'enableUser',
     tag: 'admin',
     summary: 'Enable a disabled user',
     bearer: true,
@@ -86,6 +90,7 @@ export const adminRoutes: RouteTable<AdminRoutesDeps> = [
   defineRoute({
     method: 'get',
     path: '/admin/events',
+    operationId: 'listAuditEvents',
     tag: 'admin',
     summary: 'The audit trail, newest first',
     bearer: true,

@@ -44,6 +44,7 @@ export const authRoutes: RouteTable<AuthRoutesDeps> = [
   defineRoute({
     method: 'post',
     path: '/auth/register',
+    operationId: 'register',
     tag: 'auth',
     summary: 'Create an account and log it in',
     description: `Every new account has the role \`user\`. Passwords: at least PASSWORD_MIN_LENGTH code points, at most 72 bytes, not a common password, not the email or username. ${STRICTER_LIMIT}`,
@@ -60,12 +61,13 @@ export const authRoutes: RouteTable<AuthRoutesDeps> = [
   defineRoute({
     method: 'post',
     path: '/auth/login',
+    operationId: 'login',
     tag: 'auth',
     summary: 'Log in with email and password',
-    description: `An unknown email is answered exactly as a wrong password. ${LOCKOUT} ${STRICTER_LIMIT}`,
+    description: `An unknown email is answered exactly as a wrong password. \`ACCOUNT_DISABLED\` and, with REQUIRE_VERIFIED_EMAIL, \`EMAIL_NOT_VERIFIED\` (the email not verified yet) are told only after the right password. ${LOCKOUT} ${STRICTER_LIMIT}`,
     rateLimit: 'auth',
     body: loginBody,
-    errors: ['INVALID_CREDENTIALS', 'ACCOUNT_LOCKED', 'ACCOUNT_DISABLED'],
+    errors: ['INVALID_CREDENTIALS', 'ACCOUNT_LOCKED', 'ACCOUNT_DISABLED', 'EMAIL_NOT_VERIFIED'],
     response: { status: 200, description: 'Logged in: a new session', headers: setsCookie, schema: authResultView },
     handler:
       ({ auth, refreshTokenTtl }) =>
@@ -76,6 +78,7 @@ export const authRoutes: RouteTable<AuthRoutesDeps> = [
   defineRoute({
     method: 'post',
     path: '/auth/refresh',
+    operationId: 'refreshTokens',
     tag: 'auth',
     summary: 'Swap a refresh token for a new token pair',
     description: `The refresh token comes from the body, else from the \`refresh_token\` cookie. ${COOKIE_ORIGIN} It rotates: the answer holds its successor. Retrying the same token within REFRESH_REUSE_GRACE seconds, while the successor is unused, returns that same successor; any other reuse revokes the session (\`REFRESH_TOKEN_REUSED\`).`,
@@ -95,6 +98,7 @@ export const authRoutes: RouteTable<AuthRoutesDeps> = [
   defineRoute({
     method: 'post',
     path: '/auth/logout',
+    operationId: 'logout',
     tag: 'auth',
     summary: 'End the session of a refresh token',
     description: `The refresh token comes from the body, else from the cookie. ${COOKIE_ORIGIN} An unknown or spent token is not an error.`,
@@ -113,6 +117,7 @@ export const authRoutes: RouteTable<AuthRoutesDeps> = [
   defineRoute({
     method: 'post',
     path: '/auth/logout-all',
+    operationId: 'logoutAll',
     tag: 'auth',
     summary: 'End every session of the caller',
     bearer: true,
@@ -128,6 +133,7 @@ export const authRoutes: RouteTable<AuthRoutesDeps> = [
   defineRoute({
     method: 'post',
     path: '/users/me/password',
+    operationId: 'changePassword',
     tag: 'users',
     summary: 'Change the caller’s password',
     description: `Every other session of the user is revoked. A wrong \`currentPassword\` is a failed login of the account's email from the caller's address, and a lock refuses the change, as it refuses a login. ${STRICTER_LIMIT}`,

@@ -103,6 +103,11 @@ export interface RouteSpec {
   readonly method: HttpMethod;
   /** OpenAPI form, `/admin/users/{id}/roles`; the router turns `{id}` into `:id`. */
   readonly path: string;
+  /**
+   * The operation's name in the document, unique and camelCase: what client generators name
+   * their method (`login`, `refreshTokens`, `getCurrentUser`), so say it as a caller would.
+   */
+  readonly operationId: string;
   /** Needs `Authorization: Bearer` (authentication, step 8 of CONTRACT.md section 6). */
   readonly bearer: boolean;
   /** A stricter rate limit; app.ts applies it at the rate-limit step (5), before the body is read. */
@@ -159,6 +164,9 @@ export interface RouteOptions<Deps, Bearer extends boolean, B, Q, P, C, R extend
 
 const PLACEHOLDER = /\{([A-Za-z0-9_]+)\}/g;
 
+/** camelCase, acronyms as words too: `getJwks`, `getOpenApiDocument`, never `getOpenAPIDocument`. */
+export const OPERATION_ID = /^[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)*$/;
+
 /** `/admin/users/{id}/roles` → `/admin/users/:id/roles`: the one place the two spellings meet. */
 export function expressPath(path: string): string {
   return path.replace(PLACEHOLDER, ':$1');
@@ -181,6 +189,11 @@ export function defineRoute<
   const route = `${options.method.toUpperCase()} ${options.path}`;
   if (!options.path.startsWith('/') || /[:*?()]/.test(options.path)) {
     throw new TypeError(`defineRoute: ${route}: the path must be absolute, with parameters as {name}`);
+  }
+  if (!OPERATION_ID.test(options.operationId)) {
+    throw new TypeError(
+      `defineRoute: ${route}: the operationId ${JSON.stringify(options.operationId)} must be camelCase, like getCurrentUser`,
+    );
   }
   if (options.permission !== undefined && options.bearer !== true) {
     throw new TypeError(`defineRoute: ${route}: a permission is checked against the Bearer caller: it needs bearer: true`);

@@ -58,6 +58,7 @@ export const docsRoutes: RouteTable<DocsRoutesDeps> = [
   defineRoute({
     method: 'get',
     path: '/openapi.json',
+    operationId: 'getOpenApiDocument',
     tag: 'docs',
     summary: 'This document',
     description: 'OpenAPI 3.1. Never signed; rate limited like the API.',
@@ -78,6 +79,7 @@ export const docsRoutes: RouteTable<DocsRoutesDeps> = [
   defineRoute({
     method: 'get',
     path: '/docs',
+    operationId: 'getApiDocs',
     tag: 'docs',
     summary: 'This page: interactive documentation',
     description:
@@ -93,6 +95,7 @@ export const docsRoutes: RouteTable<DocsRoutesDeps> = [
   defineRoute({
     method: 'get',
     path: '/docs/{asset}',
+    operationId: 'getApiDocsAsset',
     tag: 'docs',
     summary: 'The scripts, styles and icons of /docs',
     // Only the listed files: an unknown name is 404, though the package has it.

@@ -68,8 +68,11 @@ type Ref = { $ref: string };
 /** OpenAPI's Header Object, as the generator types it. */
 type HeaderObject = Exclude<NonNullable<ResponseConfig['headers']>, z.ZodObject>[string];
 
-/** Registers what every route shares, once: security schemes, headers, the request-id parameter, problem examples. */
-function registerEdge(registry: OpenAPIRegistry) {
+/**
+ * Registers what every route shares, once: security schemes, headers, the request-id parameter,
+ * and an example of each problem some operation answers (`codes`; no component goes unused).
+ */
+function registerEdge(registry: OpenAPIRegistry, codes: ReadonlySet<ProblemCode>) {
   registry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',
     scheme: 'bearer',
@@ -96,11 +99,13 @@ function registerEdge(registry: OpenAPIRegistry) {
 
   /** One example body per code, as a component: routes share them by reference. */
   const examples = Object.fromEntries(
-    (Object.keys(PROBLEMS) as ProblemCode[]).map((code) => {
-      const { status, title } = PROBLEMS[code];
-      const value = { type: problemType(code), title, status, detail: title, code, requestId: '3f0c7b1e-5d2a-4c47-9b7e-2a6f1d9e8c10' };
-      return [code, registry.registerComponent('examples', code, { summary: title, value }).ref];
-    }),
+    (Object.keys(PROBLEMS) as ProblemCode[])
+      .filter((code) => codes.has(code))
+      .map((code) => {
+        const { status, title } = PROBLEMS[code];
+        const value = { type: problemType(code), title, status, detail: title, code, requestId: '3f0c7b1e-5d2a-4c47-9b7e-2a6f1d9e8c10' };
+        return [code, registry.registerComponent('examples', code, { summary: title, value }).ref];
+      }),
   ) as Record<ProblemCode, Ref>;
 
   return { headers, requestIdParameter, examples };
@@ -111,16 +116,18 @@ type Edge = ReturnType<typeof registerEdge>;
 const SIGNED_SCHEMES = Object.keys(SIGNATURE_HEADERS);
 
 /**
- * The first requirement is the whole story with HMAC_MODE=required; the second is what
- * HMAC_MODE=optional or off also accepts. Signature headers are one requirement: all four or none.
- * A Bearer route's permission is its requirement's role (OpenAPI 3.1: the array of a non-OAuth
- * scheme lists the roles needed).
+ * On a signed route, the first requirement is the whole story with HMAC_MODE=required; the
+ * second is what HMAC_MODE=optional or off also accepts. Signature headers are one requirement:
+ * all four or none. A Bearer route's permission is its requirement's role (OpenAPI 3.1: the
+ * array of a non-OAuth scheme lists the roles needed). A route that needs neither says so with
+ * an empty list: an operation without `security` would mean "as the document's default".
  */
-function securityOf(route: RouteSpec): RouteConfig['security'] {
-  const signed = Object.fromEntries(SIGNED_SCHEMES.map((scheme) => [scheme, [] as string[]]));
-  if (!route.bearer) return [signed, {}];
+function securityOf(route: RouteSpec, stage: Stage): NonNullable<RouteConfig['security']> {
   const roles = route.permission === undefined ? [] : [route.permission];
-  return [{ ...signed, bearerAuth: roles }, { bearerAuth: [...roles] }];
+  const bearer = (): Record<string, string[]> => (route.bearer ? { bearerAuth: [...roles] } : {});
+  if (!STAGES[stage].signed) return route.bearer ? [bearer()] : [];
+  const signed = Object.fromEntries(SIGNED_SCHEMES.map((scheme) => [scheme, [] as string[]]));
+  return [{ ...signed, ...bearer() }, bearer()];
 }
 
 const problemRef = { $ref: '#/components/schemas/Problem' };
@@ -184,7 +191,7 @@ function operationOf(
   route: RouteSpec,
   stage: Stage,
 ): RouteConfig {
-  const { rateLimited, signed } = STAGES[stage];
+  const { rateLimited } = STAGES[stage];
   const { response } = route;
   const description = descriptionOf(route, stage);
   const success: ResponseConfig = {
@@ -222,12 +229,13 @@ function operationOf(
   return {
     method: route.method,
     path: route.path,
+    operationId: route.operationId,
     tags: [route.tag],
     summary: route.summary,
     ...(description === undefined ? {} : { description }),
     ...(Object.keys(request).length > 0 ? { request } : {}),
     parameters: [edge.requestIdParameter],
-    ...(signed ? { security: securityOf(route) } : {}),
+    security: securityOf(route, stage),
     responses: { [String(response.status)]: success, ...notModified, ...problemResponses(edge, codesOf(route, stage), rateLimited) },
   };
 }
@@ -237,13 +245,12 @@ function operationOf(
  * rules applied by stage. Declaration mistakes it cannot represent are a TypeError.
  */
 export function buildOpenApiDocument(routes: StagedRoutes = APP_ROUTES): Document {
-  const registry = new OpenAPIRegistry();
-  const edge = registerEdge(registry);
-  const shared = new Map<string, { header: ResponseHeader; ref: Ref }>();
-
   const staged = (Object.keys(STAGES) as Stage[]).flatMap((stage) =>
     Object.values(routes[stage]).flatMap((table) => table.map((route) => ({ route, stage }))),
   );
+  const registry = new OpenAPIRegistry();
+  const edge = registerEdge(registry, new Set(staged.flatMap(({ route, stage }) => codesOf(route, stage))));
+  const shared = new Map<string, { header: ResponseHeader; ref: Ref }>();
   const tagIndex = (route: RouteSpec) => {
     const index = TAGS.findIndex((tag) => tag.name === route.tag);
     if (index < 0)
@@ -252,6 +259,16 @@ export function buildOpenApiDocument(routes: StagedRoutes = APP_ROUTES): Documen
       );
     return index;
   };
+  // Client generators name a method after its operationId: two operations cannot share one.
+  const operationIds = new Map<string, RouteSpec>();
+  for (const { route } of staged) {
+    const other = operationIds.get(route.operationId);
+    if (other)
+      throw new TypeError(
+        `openApiDocument: ${route.method.toUpperCase()} ${route.path} and ${other.method.toUpperCase()} ${other.path} are both ${route.operationId}`,
+      );
+    operationIds.set(route.operationId, route);
+  }
   // By tag, as the page shows them; within a tag, in declaration order (Array.prototype.sort is stable).
   staged.sort((a, b) => tagIndex(a.route) - tagIndex(b.route));
   for (const { route, stage } of staged) registry.registerPath(operationOf(registry, edge, shared, route, stage));

@@ -12,6 +12,7 @@ export const sessionsRoutes: RouteTable<SessionsRoutesDeps> = [
   defineRoute({
     method: 'get',
     path: '/users/me/sessions',
+    operationId: 'listSessions',
     tag: 'users',
     summary: 'The caller’s live sessions',
     bearer: true,
@@ -26,6 +27,7 @@ export const sessionsRoutes: RouteTable<SessionsRoutesDeps> = [
   defineRoute({
     method: 'delete',
     path: '/users/me/sessions/{id}',
+    operationId: 'revokeSession',
     tag: 'users',
     summary: 'Revoke one of the caller’s sessions',
     description: "Another user's session is NOT_FOUND, like one that does not exist.",

@@ -7,6 +7,7 @@ export const usersRoutes: RouteTable<Record<string, never>> = [
   defineRoute({
     method: 'get',
     path: '/users/me',
+    operationId: 'getCurrentUser',
     tag: 'users',
     summary: 'The caller’s account and permissions',
     bearer: true,
@@ -22,6 +23,7 @@ export const usersRoutes: RouteTable<Record<string, never>> = [
             username: account.username,
             created_at: account.createdAt,
             last_login_at: account.lastLoginAt,
+            email_verified_at: account.emailVerifiedAt,
           },
           roles,
         );
