@@ -11,9 +11,12 @@ export const metricsRoutes: RouteTable<MetricsRoutesDeps> = [
   defineRoute({
     method: 'get',
     path: '/metrics',
+    operationId: 'getMetrics',
     tag: 'operations',
     summary: 'Prometheus metrics',
-    description: 'Never signed, never rate limited: keep it off the public network.',
+    description:
+      'Never signed, never rate limited: keep it off the public network. With WEB_CONCURRENCY > 1, the whole instance: every worker, added up; 503 when a worker does not answer in time.',
+    errors: ['UNAVAILABLE'],
     response: {
       status: 200,
       description: 'Prometheus text exposition format (version 0.0.4)',

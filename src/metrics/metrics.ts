@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PasswordHasher } from '../passwords/password-hasher';
 import { routeOf } from '../http/route-of';
+import { joinClusterMetrics, type PrimaryChannel } from './cluster-metrics';
 
 export interface PoolStats {
   total: number;
@@ -14,10 +15,26 @@ export interface PoolStats {
  * so several apps in one process — tests, or two instances — never share counters.
  * Every label takes values from a fixed set: route templates, methods, statuses, error codes.
  */
-export function createMetrics(options: { poolStats?: (() => PoolStats) | undefined } = {}) {
+export function createMetrics(
+  options: {
+    poolStats?: (() => PoolStats) | undefined;
+    /** The checks of /readyz, run at each scrape: each dependency's name, true when it answered. */
+    readiness?: (() => Promise<Readonly<Record<string, boolean | undefined>>>) | undefined;
+    /** Seconds since the oldest unsent message was queued, asked at each scrape; it may reject (the database is down). */
+    mailBacklogAge?: (() => Promise<number>) | undefined;
+    /**
+     * A worker of WEB_CONCURRENCY > 1: its channel to the cluster primary (`process`). /metrics
+     * then answers the whole instance's metrics, summed by the primary (cluster-metrics.ts);
+     * each gauge's `aggregator` says how its workers' values combine.
+     */
+    clusterPrimary?: PrimaryChannel | undefined;
+  } = {},
+) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  /** What /metrics answers: this process's registry, or the whole instance's in a worker of a cluster. */
+  const exposition = options.clusterPrimary ? joinClusterMetrics(options.clusterPrimary, registry) : () => registry.metrics();
 
   const httpDuration = new Histogram({
     name: 'gatehouse_http_request_duration_seconds',
@@ -51,6 +68,11 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
     help: 'Requests let through uncounted because the rate-limit store failed',
     registers,
   });
+  const nonceStoreErrors = new Counter({
+    name: 'gatehouse_nonce_store_errors_total',
+    help: 'Signed requests refused (503) because the nonce store could not record their nonce',
+    registers,
+  });
   const bcryptDuration = new Histogram({
     name: 'gatehouse_bcrypt_duration_seconds',
     help: 'Time spent in bcrypt, by operation',
@@ -58,10 +80,55 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
     buckets: [0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2],
     registers,
   });
+  if (options.readiness) {
+    const readiness = options.readiness;
+    // Asked at scrape time, so the gauge needs no prober calling /readyz, and says what /readyz would.
+    new Gauge({
+      name: 'gatehouse_dependency_up',
+      help: 'Whether a dependency answered the readiness check of /readyz at scrape time (1) or not (0)',
+      labelNames: ['dependency'] as const,
+      registers,
+      // Across workers: down when any worker finds it down, as some requests then fail.
+      aggregator: 'min',
+      async collect() {
+        for (const [dependency, up] of Object.entries(await readiness())) {
+          if (up !== undefined) this.set({ dependency }, up ? 1 : 0);
+        }
+      },
+    });
+  }
+  const mailCounter = (name: string, help: string) => new Counter({ name, help, labelNames: ['kind'] as const, registers });
+  const mailQueued = mailCounter('gatehouse_mail_messages_queued_total', 'Outbox messages taken up for delivery (first attempt), by kind');
+  const mailSent = mailCounter('gatehouse_mail_messages_sent_total', 'Messages the webhook or SMTP server accepted, by kind');
+  const mailRetried = mailCounter('gatehouse_mail_messages_retried_total', 'Failed delivery attempts scheduled for another try, by kind');
+  const mailFailed = mailCounter(
+    'gatehouse_mail_messages_failed_total',
+    'Messages given up for good (refused, MAIL_MAX_ATTEMPTS reached, or expired unsent), by kind',
+  );
+  if (options.mailBacklogAge) {
+    const backlogAge = options.mailBacklogAge;
+    new Gauge({
+      name: 'gatehouse_mail_outbox_oldest_unsent_age_seconds',
+      // Across workers: every worker reads the same outbox; the oldest age (NaN if any could not read it).
+      aggregator: 'max',
+      help: 'Age of the oldest outbox message neither sent nor failed (0 when none waits); NaN when the database did not answer',
+      registers,
+      async collect() {
+        // A scrape must not fail because the database is down; NaN, not 0, which would read as "all sent".
+        try {
+          this.set(await backlogAge());
+        } catch {
+          this.set(Number.NaN);
+        }
+      },
+    });
+  }
   if (options.poolStats) {
     const poolStats = options.poolStats;
     new Gauge({
       name: 'gatehouse_db_pool_connections',
+      // Across workers: each has a pool of its own; the instance holds their sum.
+      aggregator: 'sum',
       help: 'Database pool connections by state',
       labelNames: ['state'] as const,
       registers,
@@ -91,6 +158,14 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
     reuseDetected,
     lockouts,
     rateLimitStoreErrors,
+    nonceStoreErrors,
+    /** What the mail dispatcher reports (`dispatcher.observe(metrics.mail)`). */
+    mail: {
+      queued: (kind: string) => mailQueued.inc({ kind }),
+      sent: (kind: string) => mailSent.inc({ kind }),
+      retried: (kind: string) => mailRetried.inc({ kind }),
+      failed: (kind: string) => mailFailed.inc({ kind }),
+    },
 
     /** Times every request and counts the outcomes of login, registration and refresh. */
     middleware(): RequestHandler {
@@ -132,7 +207,7 @@ export function createMetrics(options: { poolStats?: (() => PoolStats) | undefin
     /** GET /metrics: Prometheus text. */
     handler(): RequestHandler {
       return async (_req, res) => {
-        res.type(registry.contentType).send(await registry.metrics());
+        res.type(registry.contentType).send(await exposition());
       };
     },
   };

@@ -15,6 +15,8 @@ export interface SignatureOptions {
   clock: Clock;
   /** Told why each refused request failed (for metrics); never the secret or signature. */
   onFailure?: (code: SignatureFailure) => void;
+  /** Told each time the nonce store could not record a nonce and the request was refused (for metrics). */
+  onStoreError?: () => void;
 }
 
 export type SignatureFailure = 'SIGNATURE_MISSING' | 'SIGNATURE_INVALID' | 'SIGNATURE_EXPIRED' | 'SIGNATURE_REPLAYED';
@@ -84,7 +86,15 @@ export function verifySignature(options: SignatureOptions): RequestHandler {
     // timingSafeEqual: === leaks how many leading bytes matched. Both are 71 ASCII bytes here.
     if (!timingSafeEqual(Buffer.from(expected), Buffer.from(signature))) throw refuse('SIGNATURE_INVALID');
 
-    if (!(await nonces.remember(clientId, nonce, nonceTtl))) throw refuse('SIGNATURE_REPLAYED');
+    let fresh: boolean;
+    try {
+      fresh = await nonces.remember(clientId, nonce, nonceTtl);
+    } catch (error) {
+      // The request is refused (503) either way; counted, since every signed route fails with it.
+      options.onStoreError?.();
+      throw error;
+    }
+    if (!fresh) throw refuse('SIGNATURE_REPLAYED');
     next();
   };
 }
