@@ -20,7 +20,7 @@ export interface Caller {
   roles: string[];
   permissions: readonly string[];
   /** The account's own fields, so a handler can show them (GET /users/me) without another query. */
-  account: { email: string; username: string | null; createdAt: Date; lastLoginAt: Date | null };
+  account: { email: string; username: string | null; createdAt: Date; lastLoginAt: Date | null; emailVerifiedAt: Date | null };
 }
 
 /** Looks up a session and its user; undefined when there is no such session. */

@@ -47,6 +47,7 @@ function selectAdminUser(db: Kysely<Database>) {
       'username',
       'created_at',
       'last_login_at',
+      'email_verified_at',
       'is_active',
       rolesOf('users.id').as('roles'),
       cursorTimestamp('users.created_at').as('cursor_at'),
@@ -59,6 +60,7 @@ type AdminUserRow = {
   username: string | null;
   created_at: Date;
   last_login_at: Date | null;
+  email_verified_at: Date | null;
   is_active: boolean;
   roles: string[];
 };

@@ -16,6 +16,9 @@ export const AUDIT_EVENT_TYPES = [
   'user.roles_changed',
   'user.disabled',
   'user.enabled',
+  'password.reset_requested',
+  'password.reset',
+  'user.email_verified',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { userView } from '../users/users.schemas';
 
-/** Emails are compared trimmed and lower-cased (CONTRACT.md section 3). */
-const email = z
+/** Emails are compared trimmed and lower-cased (CONTRACT.md section 3); an address that could receive mail. */
+export const emailField = z
   .string()
   .trim()
   .toLowerCase()
@@ -10,7 +10,7 @@ const email = z
   .pipe(z.email({ message: 'must be an email address' }));
 
 export const registerBody = z.object({
-  email,
+  email: emailField,
   // Length, byte limit and the common-password list are the password policy: WEAK_PASSWORD, not here.
   password: z.string(),
   username: z

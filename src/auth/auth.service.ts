@@ -39,12 +39,20 @@ export interface AuthServiceDeps {
     | 'loginMaxFailures'
     | 'lockoutDuration'
     | 'accountMaxFailures'
+    | 'requireVerifiedEmail'
   >;
   hasher: PasswordHasher;
   accessTokens: AccessTokens;
   clock: Clock;
   /** Told, after the commit, of what operators count: lockouts and refresh-token reuse. */
   events?: AuthEvents;
+  /**
+   * Writes the new account's email-verification message in the registration's transaction
+   * (recovery/, wired by app.ts: sign-in does not know how messages are made).
+   */
+  onRegister?: ((trx: Kysely<Database>, user: { id: string; email: string }, at: Date) => Promise<void>) | undefined;
+  /** Told after a commit that queued a message (the registration's): wakes the mail dispatcher. */
+  onMailQueued?: (() => void) | undefined;
 }
 
 export interface AuthEvents {
@@ -68,7 +76,7 @@ export type AuthResult = z.infer<typeof authResultView>;
 
 /** Register, login, refresh and logout: the flows of CONTRACT.md sections 3 and 4. */
 export function createAuthService(deps: AuthServiceDeps) {
-  const { db, config, hasher, accessTokens, clock, events } = deps;
+  const { db, config, hasher, accessTokens, clock, events, onRegister, onMailQueued } = deps;
 
   /** Opens a session with its first refresh token; runs inside the caller's transaction. */
   async function startSession(trx: Kysely<Database>, userId: string, roles: string[], context: RequestContext, at: Date) {
@@ -214,13 +222,16 @@ export function createAuthService(deps: AuthServiceDeps) {
       const passwordHash = await hasher.hash(input.password);
       const at = clock();
       try {
-        return await db.transaction().execute(async (trx) => {
+        const result = await db.transaction().execute(async (trx) => {
           const roles = [DEFAULT_ROLE];
           const user = await insertUser(trx, { email, username, passwordHash, roles, at });
           const { sessionId, tokens } = await startSession(trx, user.id, roles, context, at);
           await recordEvent(trx, { type: 'user.registered', userId: user.id, context, data: { sessionId }, at });
+          await onRegister?.(trx, user, at);
           return { user: toUserView(user, roles), ...tokens };
         });
+        if (onRegister) onMailQueued?.();
+        return result;
       } catch (error) {
         // The unique indexes decide races between two registrations, not a prior SELECT.
         const constraint = uniqueViolation(error);
@@ -249,6 +260,11 @@ export function createAuthService(deps: AuthServiceDeps) {
       if (!user.is_active) {
         await recordEvent(db, { type: 'auth.failed', userId: user.id, context, data: { reason: 'account_disabled' }, at });
         throw new AppError('ACCOUNT_DISABLED');
+      }
+      // REQUIRE_VERIFIED_EMAIL, told like a disabled account: only after the right password.
+      if (config.requireVerifiedEmail && user.email_verified_at === null) {
+        await recordEvent(db, { type: 'auth.failed', userId: user.id, context, data: { reason: 'email_not_verified' }, at });
+        throw new AppError('EMAIL_NOT_VERIFIED');
       }
 
       return db.transaction().execute(async (trx) => {

@@ -129,3 +129,13 @@ export async function clearFailures(db: Kysely<Database>, key: CounterKey, now: 
     .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
     .execute();
 }
+
+/**
+ * Deletes every counter of an email, from every address and locked or not: after a password
+ * reset the owner has proved control of the email, and the guesses counted against the old
+ * password say nothing about the new one.
+ */
+export async function forgetFailures(db: Kysely<Database>, email: string): Promise<number> {
+  const result = await db.deleteFrom('login_failures').where('email', '=', email).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

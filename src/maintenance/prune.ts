@@ -23,6 +23,8 @@ export interface PruneCounts {
   sessions: number;
   auditEvents: number;
   loginFailures: number;
+  oneTimeTokens: number;
+  mailOutbox: number;
 }
 
 /** Each pruned table with the columns of its primary key, by which its batches are deleted. */
@@ -31,9 +33,17 @@ const KEYS = {
   sessions: ['id'],
   audit_events: ['id'],
   login_failures: ['email', 'ip'],
+  one_time_tokens: ['id'],
+  mail_outbox: ['id'],
 } as const;
 
 type PrunedTable = keyof typeof KEYS;
+
+/**
+ * How long a message that was sent (or failed for good) is kept: longer than the hour the
+ * RESET_MAX_PER_HOUR cap counts, so pruning never lets more messages through.
+ */
+export const MAIL_RETENTION_SECONDS = 24 * 60 * 60;
 
 /** The moments before which rows are dead. */
 export function pruneCutoffs(options: Pick<PruneOptions, 'now' | 'refreshTokenTtl' | 'auditRetentionDays' | 'lockoutDuration'>) {
@@ -42,12 +52,13 @@ export function pruneCutoffs(options: Pick<PruneOptions, 'now' | 'refreshTokenTt
     revokedBefore: addSeconds(options.now, -options.refreshTokenTtl),
     auditBefore: addSeconds(options.now, -options.auditRetentionDays * 24 * 60 * 60),
     failedBefore: addSeconds(options.now, -options.lockoutDuration),
+    mailBefore: addSeconds(options.now, -MAIL_RETENTION_SECONDS),
   };
 }
 
 /** The conditions that make a row dead, shared by the deletes and the dry run's counts. */
 function deadRows(options: PruneOptions) {
-  const { now, revokedBefore, auditBefore, failedBefore } = pruneCutoffs(options);
+  const { now, revokedBefore, auditBefore, failedBefore, mailBefore } = pruneCutoffs(options);
   return {
     expiredToken: sql<boolean>`expires_at < ${now}::timestamptz`,
     expiredSession: sql<boolean>`expires_at < ${now}::timestamptz`,
@@ -55,6 +66,10 @@ function deadRows(options: PruneOptions) {
     oldEvent: sql<boolean>`created_at < ${auditBefore}::timestamptz`,
     // Sign-in starts such a count again anyway (a lock is set by the last failure and never outlasts it by more than LOCKOUT_DURATION).
     oldFailureCounter: sql<boolean>`last_failed_at < ${failedBefore}::timestamptz AND (locked_until IS NULL OR locked_until < ${failedBefore}::timestamptz)`,
+    // A reset or verification token past its expiry can only be refused; used and superseded ones go with it.
+    expiredOneTimeToken: sql<boolean>`expires_at < ${now}::timestamptz`,
+    // A message still to be delivered is kept whatever its age: the dispatcher decides its fate.
+    oldMail: sql<boolean>`created_at < ${mailBefore}::timestamptz AND (sent_at IS NOT NULL OR failed_at IS NOT NULL)`,
   };
 }
 
@@ -74,6 +89,8 @@ function passes(options: PruneOptions): Array<{ table: PrunedTable; count: keyof
     { table: 'sessions', count: 'sessions', where: dead.longRevokedSession },
     { table: 'audit_events', count: 'auditEvents', where: dead.oldEvent },
     { table: 'login_failures', count: 'loginFailures', where: dead.oldFailureCounter },
+    { table: 'one_time_tokens', count: 'oneTimeTokens', where: dead.expiredOneTimeToken },
+    { table: 'mail_outbox', count: 'mailOutbox', where: dead.oldMail },
   ];
 }
 
@@ -113,12 +130,13 @@ async function deleteInBatches(
  * Deletes what is past its use: refresh tokens that have expired; sessions that have ended
  * (expired, or revoked more than REFRESH_TOKEN_TTL ago); audit events older than
  * AUDIT_RETENTION_DAYS; failed-login counters whose last failure and lock are both older than
- * LOCKOUT_DURATION. Live sessions and their unexpired tokens are left alone.
+ * LOCKOUT_DURATION; reset and verification tokens past their expiry; outbox messages sent or
+ * failed more than a day ago. Live sessions and their unexpired tokens are left alone.
  * Run it outside a transaction: each batch commits on its own.
  */
 export async function prune(db: Kysely<Database>, options: PruneOptions): Promise<PruneCounts> {
   const batchSize = batchSizeOf(options);
-  const counts: PruneCounts = { refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 0 };
+  const counts: PruneCounts = { refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 0, oneTimeTokens: 0, mailOutbox: 0 };
   for (const pass of passes(options)) counts[pass.count] += await deleteInBatches(db, pass.table, pass.where, batchSize);
   return counts;
 }
@@ -136,5 +154,7 @@ export async function countPrunable(db: Kysely<Database>, options: PruneOptions)
     sessions: await count('sessions', sql<boolean>`${dead.expiredSession} OR ${dead.longRevokedSession}`),
     auditEvents: await count('audit_events', dead.oldEvent),
     loginFailures: await count('login_failures', dead.oldFailureCounter),
+    oneTimeTokens: await count('one_time_tokens', dead.expiredOneTimeToken),
+    mailOutbox: await count('mail_outbox', dead.oldMail),
   };
 }

@@ -6,7 +6,8 @@ import { rolePermissionsRevision, rolesOf } from '../roles/roles.repository';
 
 /** Every session query lives here: sign-in opens and refreshes sessions, users list and end them, admins revoke them. */
 
-export type RevokeReason = 'logout' | 'logout_all' | 'user_request' | 'refresh_token_reused' | 'password_changed' | 'account_disabled';
+export type RevokeReason =
+  'logout' | 'logout_all' | 'user_request' | 'refresh_token_reused' | 'password_changed' | 'password_reset' | 'account_disabled';
 
 export async function insertSession(db: Kysely<Database>, session: { userId: string; context: RequestContext; at: Date; expiresAt: Date }) {
   return db
@@ -38,6 +39,7 @@ const sessionWithUser = preparedQuery(['sessionId'], (db, { sessionId }: { sessi
       'users.username',
       'users.created_at as createdAt',
       'users.last_login_at as lastLoginAt',
+      'users.email_verified_at as emailVerifiedAt',
       rolesOf('users.id').as('roles'),
       rolePermissionsRevision().as('rolesRevision'),
     ])
@@ -53,8 +55,8 @@ const sessionWithUser = preparedQuery(['sessionId'], (db, { sessionId }: { sessi
 export async function findSessionWithUser(db: Kysely<Database>, sessionId: string) {
   const [row] = await sessionWithUser(db, { sessionId });
   if (!row) return undefined;
-  const { email, username, createdAt, lastLoginAt, ...session } = row;
-  return { ...session, account: { email, username, createdAt, lastLoginAt } };
+  const { email, username, createdAt, lastLoginAt, emailVerifiedAt, ...session } = row;
+  return { ...session, account: { email, username, createdAt, lastLoginAt, emailVerifiedAt } };
 }
 
 export type SessionWithUser = NonNullable<Awaited<ReturnType<typeof findSessionWithUser>>>;

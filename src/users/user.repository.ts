@@ -7,7 +7,10 @@ import type { userView } from './users.schemas';
 /** The public shape of an account (CONTRACT.md section 3), as its schema (and the OpenAPI document) has it. */
 export type UserView = z.infer<typeof userView>;
 
-export function toUserView(row: Pick<UserRow, 'id' | 'email' | 'username' | 'created_at' | 'last_login_at'>, roles: string[]): UserView {
+export function toUserView(
+  row: Pick<UserRow, 'id' | 'email' | 'username' | 'created_at' | 'last_login_at' | 'email_verified_at'>,
+  roles: string[],
+): UserView {
   return {
     id: row.id,
     email: row.email,
@@ -15,6 +18,7 @@ export function toUserView(row: Pick<UserRow, 'id' | 'email' | 'username' | 'cre
     roles,
     createdAt: row.created_at.toISOString(),
     lastLoginAt: row.last_login_at ? row.last_login_at.toISOString() : null,
+    emailVerified: row.email_verified_at !== null,
   };
 }
 

@@ -17,6 +17,9 @@ export const userView = z
     roles: z.array(z.string()).meta({ example: ['user'] }),
     createdAt: timestamp,
     lastLoginAt: timestamp.nullable(),
+    emailVerified: z
+      .boolean()
+      .meta({ description: 'Whether the owner has proved the address (POST /auth/email/verify, or a password reset)' }),
   })
   .meta({ id: 'User', description: 'An account' });
 

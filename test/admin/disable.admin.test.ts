@@ -46,6 +46,7 @@ describe.each(DATABASE_KINDS)('POST /admin/users/:id/disable and /enable (%s)', 
         roles: ['user'],
         createdAt: expect.any(String),
         lastLoginAt: null,
+        emailVerified: false,
         isActive: false,
       });
     });

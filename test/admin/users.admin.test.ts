@@ -12,6 +12,7 @@ interface AdminUser {
   roles: string[];
   createdAt: string;
   lastLoginAt: string | null;
+  emailVerified: boolean;
   isActive: boolean;
 }
 
@@ -21,7 +22,7 @@ interface UsersPage {
 }
 
 /** The fields of CONTRACT.md's User, plus isActive: nothing else (no hash, no failure counts). */
-const ADMIN_USER_KEYS = ['createdAt', 'email', 'id', 'isActive', 'lastLoginAt', 'roles', 'username'];
+const ADMIN_USER_KEYS = ['createdAt', 'email', 'emailVerified', 'id', 'isActive', 'lastLoginAt', 'roles', 'username'];
 
 /** A walk can never need more pages than this; reaching it means the cursor loops. */
 const MAX_PAGES = 10_000;
@@ -126,6 +127,7 @@ describe.each(DATABASE_KINDS)('GET /admin/users (%s)', (kind) => {
         roles: ['user'],
         createdAt: at.toISOString(),
         lastLoginAt: null,
+        emailVerified: false,
         isActive: true,
       });
       expect(page.items.find((item) => item.id === admin.id)?.roles).toEqual(['admin', 'user']);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { DATABASE_KINDS } from '../helpers/databases';
 import { createHarness, type Harness } from '../helpers/harness';
-import { bearer, expectProblem, GOOD_PASSWORD, makeAdmin, uniqueEmail, sessionIdOf } from '../helpers/factories';
+import { bearer, expectProblem, GOOD_PASSWORD, makeAdmin, sha256, uniqueEmail, sessionIdOf } from '../helpers/factories';
 
 /** Every event type CONTRACT.md section 8 names (written out here, not imported from the service). */
 const CONTRACT_EVENT_TYPES = [
@@ -18,6 +18,9 @@ const CONTRACT_EVENT_TYPES = [
   'user.roles_changed',
   'user.disabled',
   'user.enabled',
+  'password.reset_requested',
+  'password.reset',
+  'user.email_verified',
 ];
 
 const MAX_FAILURES = 2;
@@ -162,6 +165,34 @@ describe.each(DATABASE_KINDS)('audit trail (%s)', (kind) => {
     expectProblem(locked.res, 423, 'ACCOUNT_LOCKED');
     const lockedUntil = new Date(Date.parse(locked.at) + LOCKOUT * 1000).toISOString();
     expected.push({ type: 'user.locked', userId: lockedId, sent: locked, data: { scope: 'address', failures: MAX_FAILURES, lockedUntil } });
+    h.clock.advance(1);
+
+    // The locked account's owner resets the password; the first account verifies its email.
+    const linkToken = async (recipient: string, kind: 'password_reset' | 'email_verification') => {
+      const row = await h.database.db
+        .selectFrom('mail_outbox')
+        .select('link')
+        .where('recipient', '=', recipient)
+        .where('kind', '=', kind)
+        .executeTakeFirstOrThrow();
+      const token = new URL(row.link!).searchParams.get('token')!;
+      // The token, its link and its stored hash: none may reach the trail.
+      tokens.push(token, row.link!, sha256(token));
+      return token;
+    };
+    const forgot = await send('post', '/auth/password/forgot', { body: { email: lockedEmail } });
+    expect(forgot.res.status).toBe(202);
+    expected.push({ type: 'password.reset_requested', userId: lockedId, sent: forgot, data: { messageQueued: true } });
+    h.clock.advance(1);
+    const reset = await send('post', '/auth/password/reset', {
+      body: { token: await linkToken(lockedEmail, 'password_reset'), newPassword: NEW_PASSWORD },
+    });
+    expect(reset.res.status).toBe(204);
+    expected.push({ type: 'password.reset', userId: lockedId, sent: reset, data: { revokedSessions: 1, failuresCleared: 1 } });
+    h.clock.advance(1);
+    const verified = await send('post', '/auth/email/verify', { body: { token: await linkToken(email, 'email_verification') } });
+    expect(verified.res.status).toBe(204);
+    expected.push({ type: 'user.email_verified', userId, sent: verified, data: {} });
 
     // Read each back as an admin, by user and type, and find the one its request caused.
     for (const event of expected) {

@@ -43,6 +43,7 @@ describe.each(DATABASE_KINDS)('POST /auth/login (%s)', (kind) => {
           roles: ['user'],
           createdAt: expect.any(String),
           lastLoginAt: h.clock.now().toISOString(),
+          emailVerified: false,
         },
         accessToken: expect.any(String),
         refreshToken: expect.any(String),

@@ -26,7 +26,15 @@ describe('POST /auth/register', () => {
         .send({ email: `  ${email.toUpperCase()} `, password: GOOD_PASSWORD });
       expect(res.status).toBe(201);
       expect(res.body).toEqual({
-        user: { id: expect.any(String), email, username: null, roles: ['user'], createdAt: expect.any(String), lastLoginAt: null },
+        user: {
+          id: expect.any(String),
+          email,
+          username: null,
+          roles: ['user'],
+          createdAt: expect.any(String),
+          lastLoginAt: null,
+          emailVerified: false,
+        },
         accessToken: expect.any(String),
         refreshToken: expect.any(String),
         tokenType: 'Bearer',

@@ -80,6 +80,11 @@ const REFUSALS_THAT_WRITE: Partial<Record<ProblemCode, { operations: string[]; t
     tables: ['audit_events'],
     why: 'the right password to a disabled account is audited as auth.failed',
   },
+  EMAIL_NOT_VERIFIED: {
+    operations: ['POST /auth/login'],
+    tables: ['audit_events'],
+    why: 'with REQUIRE_VERIFIED_EMAIL, the right password to an unverified account is audited as auth.failed',
+  },
   REFRESH_TOKEN_REUSED: {
     operations: ['POST /auth/refresh'],
     tables: ['sessions', 'audit_events'],

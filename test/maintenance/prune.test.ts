@@ -29,7 +29,9 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
   });
   beforeEach(async () => {
     // Counts are whole-table: each test starts from empty tables, with a clock of its own.
-    await sql`TRUNCATE users, user_roles, sessions, refresh_tokens, audit_events, login_failures`.execute(database.handle.db);
+    await sql`TRUNCATE users, user_roles, sessions, refresh_tokens, audit_events, login_failures, one_time_tokens, mail_outbox`.execute(
+      database.handle.db,
+    );
     h = await createHarness({ database: database.handle, env: ENV });
   });
 
@@ -66,7 +68,7 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
     const counts = await prune(db(), options());
 
-    expect(counts).toEqual({ refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 0 });
+    expect(counts).toEqual({ refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 0, oneTimeTokens: 0, mailOutbox: 0 });
     expect(await tokenHashesOf(sessionIdOf(user.accessToken))).toEqual(
       [sha256(user.refreshToken), sha256(rotated.body.refreshToken)].sort(),
     );
@@ -82,7 +84,7 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
     const counts = await prune(db(), options());
 
-    expect(counts).toEqual({ refreshTokens: 1, sessions: 0, auditEvents: 0, loginFailures: 0 });
+    expect(counts).toEqual({ refreshTokens: 1, sessions: 0, auditEvents: 0, loginFailures: 0, oneTimeTokens: 0, mailOutbox: 0 });
     expect(await tokenHashesOf(sessionIdOf(user.accessToken))).toEqual([sha256(rotated.body.refreshToken)]);
     expect((await refresh(rotated.body.refreshToken)).status).toBe(200);
   });
@@ -102,7 +104,7 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
     const counts = await prune(db(), options());
 
-    expect(counts).toEqual({ refreshTokens: 2, sessions: 2, auditEvents: 0, loginFailures: 0 });
+    expect(counts).toEqual({ refreshTokens: 2, sessions: 2, auditEvents: 0, loginFailures: 0, oneTimeTokens: 0, mailOutbox: 0 });
     const sessions = await db().selectFrom('sessions').select('user_id').execute();
     expect(sessions.map((s) => s.user_id).sort()).toEqual([live.id, revokedRecently.id].sort());
     const tokens = await db().selectFrom('refresh_tokens').select('token_hash').execute();
@@ -141,7 +143,7 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
       const counts = await prune(db(), options({ batchSize }));
 
-      expect(counts).toEqual({ refreshTokens: 5, sessions: 0, auditEvents: 0, loginFailures: 0 });
+      expect(counts).toEqual({ refreshTokens: 5, sessions: 0, auditEvents: 0, loginFailures: 0, oneTimeTokens: 0, mailOutbox: 0 });
       expect(await rowCount('refresh_tokens')).toBe(0);
       expect(await rowCount('sessions')).toBe(5);
     },
@@ -155,7 +157,8 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
 
     const counted = await countPrunable(db(), options());
 
-    expect(counted).toEqual({ refreshTokens: 2, sessions: 2, auditEvents: 3, loginFailures: 0 });
+    // The two older registrations' verification tokens have expired too; their messages, never sent, are kept.
+    expect(counted).toEqual({ refreshTokens: 2, sessions: 2, auditEvents: 3, loginFailures: 0, oneTimeTokens: 2, mailOutbox: 0 });
     expect([await rowCount('refresh_tokens'), await rowCount('sessions'), await rowCount('audit_events')]).toEqual([3, 3, 4]);
     expect(await prune(db(), options())).toEqual(counted);
     expect([await rowCount('refresh_tokens'), await rowCount('sessions'), await rowCount('audit_events')]).toEqual([1, 1, 1]);
@@ -174,10 +177,24 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
     const emails = async () => (await db().selectFrom('login_failures').select('email').orderBy('email').execute()).map((row) => row.email);
 
     h.clock.advance(100); // 300: the stale counter is exactly LOCKOUT_DURATION old, not older
-    expect(await prune(db(), options())).toEqual({ refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 0 });
+    expect(await prune(db(), options())).toEqual({
+      refreshTokens: 0,
+      sessions: 0,
+      auditEvents: 0,
+      loginFailures: 0,
+      oneTimeTokens: 0,
+      mailOutbox: 0,
+    });
 
     h.clock.advance(1); // 301: its last failure is older; the lock ended at 300, less than LOCKOUT_DURATION ago
-    expect(await countPrunable(db(), options())).toEqual({ refreshTokens: 0, sessions: 0, auditEvents: 0, loginFailures: 1 });
+    expect(await countPrunable(db(), options())).toEqual({
+      refreshTokens: 0,
+      sessions: 0,
+      auditEvents: 0,
+      loginFailures: 1,
+      oneTimeTokens: 0,
+      mailOutbox: 0,
+    });
     expect((await prune(db(), options({ batchSize: 1 }))).loginFailures).toBe(1);
     expect(await emails()).toEqual([locked, recent].sort());
 
@@ -186,6 +203,46 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
     expect(await emails()).toEqual([]);
     // Nothing an answer depends on was lost: one failure is one failure again.
     expectProblem(await failLogin(locked), 401, 'INVALID_CREDENTIALS');
+  });
+
+  it('when reset and verification tokens expire and messages age, then prune deletes the expired tokens and the messages sent or failed over a day ago', async () => {
+    const user = await registerUser(h.app); // a verification token, valid EMAIL_VERIFY_TTL (one day)
+    await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202); // a reset token, PASSWORD_RESET_TTL
+    await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202); // supersedes the first
+    const messages = await db().selectFrom('mail_outbox').select(['id', 'kind']).orderBy('kind').orderBy('id').execute();
+    expect(messages.map((message) => message.kind)).toEqual(['email_verification', 'password_reset', 'password_reset']);
+    // One delivered, one failed for good, one still waiting for the dispatcher.
+    const at = h.clock.now();
+    await db().updateTable('mail_outbox').set({ sent_at: at, link: null }).where('id', '=', messages[0]!.id).execute();
+    await db().updateTable('mail_outbox').set({ failed_at: at, link: null }).where('id', '=', messages[1]!.id).execute();
+    const tokens = async () =>
+      (await db().selectFrom('one_time_tokens').select('purpose').orderBy('purpose').execute()).map((row) => row.purpose);
+
+    h.clock.advance(h.config.passwordResetTtl); // exactly at the reset tokens' expiry: kept
+    expect(await prune(db(), options())).toMatchObject({ oneTimeTokens: 0, mailOutbox: 0 });
+    h.clock.advance(1);
+    expect(await prune(db(), options())).toMatchObject({ oneTimeTokens: 2, mailOutbox: 0 });
+    expect(await tokens()).toEqual(['email_verification']);
+
+    h.clock.advance(DAY - h.config.passwordResetTtl); // one second past a day: the verification token and the settled messages go
+    expect(await countPrunable(db(), options())).toMatchObject({ oneTimeTokens: 1, mailOutbox: 2 });
+    expect(await prune(db(), options({ batchSize: 1 }))).toMatchObject({ oneTimeTokens: 1, mailOutbox: 2 });
+    expect(await tokens()).toEqual([]);
+    const left = await db().selectFrom('mail_outbox').select('id').execute();
+    expect(left).toEqual([{ id: messages[2]!.id }]);
+  });
+
+  it('when messages were written within the hour, then prune keeps them and the hourly cap still holds', async () => {
+    const user = await registerUser(h.app);
+    for (let i = 0; i < h.config.resetMaxPerHour; i += 1) {
+      await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202);
+    }
+    await db().updateTable('mail_outbox').set({ sent_at: h.clock.now(), link: null }).execute();
+    h.clock.advance(60 * 59);
+    expect((await prune(db(), options())).mailOutbox).toBe(0);
+    await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202);
+    const resets = await db().selectFrom('mail_outbox').select('id').where('kind', '=', 'password_reset').execute();
+    expect(resets).toHaveLength(h.config.resetMaxPerHour);
   });
 
   it.each([0, -1, 1.5, Number.NaN])('when the batch size is %p, then prune throws a TypeError and deletes nothing', async (batchSize) => {

@@ -19,6 +19,7 @@ const USER = {
   roles: ['user'],
   createdAt: '2025-01-31T09:30:00.000Z',
   lastLoginAt: null,
+  emailVerified: false,
   permissions: ['profile:read'],
 };
 

@@ -28,6 +28,7 @@ describe('GET /users/me', () => {
       roles: ['user'],
       createdAt: h.clock.now().toISOString(),
       lastLoginAt: null,
+      emailVerified: false,
       permissions: ['profile:read', 'profile:write'],
     });
   });
