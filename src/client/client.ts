@@ -1,6 +1,7 @@
 /**
  * `gatehouse/client`: a small client for apps and backends-for-frontend that call Gatehouse.
- * Every request is HMAC-signed (CONTRACT.md section 5); an expired access token is
+ * Every request is HMAC-signed (CONTRACT.md section 5), but in a browser, which has no secret
+ * and uses the refresh cookie instead (`refreshCookie`); an expired access token is
  * refreshed once, shared by every call that needs it, and the call retried.
  *
  * Runs on Node 20's global fetch; its only other dependencies are the project's signer and
@@ -31,6 +32,8 @@ export interface User {
   roles: string[];
   createdAt: string;
   lastLoginAt: string | null;
+  /** Whether the owner has proved the address (see `verifyEmail`). */
+  emailVerified: boolean;
 }
 
 export interface Me extends User {
@@ -77,9 +80,20 @@ export class GatehouseError extends Error {
 export interface ClientOptions {
   /** Where Gatehouse is, e.g. `https://auth.example.com`; a path prefix is kept. */
   baseUrl: string;
-  /** This app's entry in Gatehouse's `HMAC_CLIENTS`. */
-  clientId: string;
-  secret: string;
+  /**
+   * This app's entry in Gatehouse's `HMAC_CLIENTS`. A browser cannot keep a secret: there, omit
+   * both, and the requests go unsigned, which Gatehouse takes with `HMAC_MODE=optional`.
+   */
+  clientId?: string;
+  secret?: string;
+  /**
+   * Browser cookie mode (CONTRACT.md section 4): requests carry credentials, so the browser
+   * keeps Gatehouse's HttpOnly `refresh_token` cookie and sends it back. The client then never
+   * holds the refresh token (storage gets `refreshToken: ''`): refresh and logout send none and
+   * Gatehouse reads the cookie, so `refresh()` also restores the session after a page load.
+   * The page's origin must be in `CORS_ORIGINS` and on the same site as Gatehouse (SameSite=Strict).
+   */
+  refreshCookie?: boolean;
   /** Defaults to {@link memoryStorage}. */
   storage?: TokenStorage;
   /**
@@ -107,6 +121,19 @@ export interface GatehouseClient {
   /** Ends this session at Gatehouse and forgets the tokens; done locally even when the call fails. */
   logout(): Promise<void>;
   me(): Promise<Me>;
+  /**
+   * Asks Gatehouse to send a password-reset link to `email`. Resolves alike whether or not
+   * the email has an account (Gatehouse never tells).
+   */
+  forgotPassword(email: string): Promise<void>;
+  /** Sets a new password with the token from the reset link; every session of the user ends, this one's too. */
+  resetPassword(token: string, newPassword: string): Promise<void>;
+  /** Verifies the email with the token from the verification link. */
+  verifyEmail(token: string): Promise<void>;
+  /** Asks for a new verification link for the signed-in user. */
+  requestEmailVerification(): Promise<void>;
+  /** Asks for a new verification link for `email`, without a session (after `EMAIL_NOT_VERIFIED`); resolves alike for every email. */
+  resendEmailVerification(email: string): Promise<void>;
   /**
    * Any signed call, with the access token when there is one, e.g.
    * `client.fetch('/users/me/sessions')`. Resolves with Gatehouse's answer as it is, after
@@ -167,9 +194,13 @@ export function createClient(options: ClientOptions): GatehouseClient {
     throw new TypeError('createClient: baseUrl must be an absolute URL');
   }
   if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new TypeError('createClient: baseUrl must be http(s)');
-  if (typeof options.clientId !== 'string' || options.clientId === '') throw new TypeError('createClient: clientId is required');
-  if (typeof options.secret !== 'string' || options.secret === '') throw new TypeError('createClient: secret is required');
   const { clientId, secret, onSignedOut } = options;
+  if (clientId !== undefined || secret !== undefined) {
+    if (typeof clientId !== 'string' || clientId === '') throw new TypeError('createClient: clientId is required with a secret');
+    if (typeof secret !== 'string' || secret === '') throw new TypeError('createClient: secret is required with a clientId');
+  }
+  const signer = clientId !== undefined && secret !== undefined ? { clientId, secret } : undefined;
+  const cookieMode = options.refreshCookie === true;
   const prefix = base.pathname.replace(/\/+$/, '');
   const storage = options.storage ?? memoryStorage();
   const fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
@@ -184,11 +215,21 @@ export function createClient(options: ClientOptions): GatehouseClient {
     const headers: Record<string, string> = {
       Accept: 'application/json',
       ...init.headers,
-      ...signRequest({ clientId, secret, method: upper, path: url.pathname + url.search, body }),
+      ...(signer && signRequest({ ...signer, method: upper, path: url.pathname + url.search, body })),
     };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (init.accessToken) headers.Authorization = `Bearer ${init.accessToken}`;
-    return fetchImpl(url, { method: upper, headers, body, signal: init.signal });
+    return fetchImpl(url, { method: upper, headers, body, signal: init.signal, ...(cookieMode && { credentials: 'include' as const }) });
+  }
+
+  /** The body of a refresh or logout: empty in cookie mode, so Gatehouse reads the cookie. */
+  function refreshBody(tokens: Tokens | undefined): { refreshToken?: string } {
+    return cookieMode || !tokens ? {} : { refreshToken: tokens.refreshToken };
+  }
+
+  /** What storage keeps of an answer's tokens: in cookie mode, never the refresh token. */
+  function kept(answer: Tokens): Tokens {
+    return { accessToken: answer.accessToken, refreshToken: cookieMode ? '' : answer.refreshToken };
   }
 
   /** The access token whose session was last ended here: concurrent calls that learn of the end sign out once. */
@@ -218,19 +259,25 @@ export function createClient(options: ClientOptions): GatehouseClient {
   function refreshSession(staleAccessToken?: string): Promise<Tokens> {
     refreshing ??= (async () => {
       const tokens = await storage.get();
-      if (!tokens) throw new GatehouseError('SIGNED_OUT', undefined, undefined, 'NO_SESSION');
-      if (staleAccessToken !== undefined && tokens.accessToken !== staleAccessToken) return tokens;
+      // In cookie mode, no tokens after a page load: the cookie may still hold a session.
+      if (!tokens && (!cookieMode || staleAccessToken !== undefined))
+        throw new GatehouseError('SIGNED_OUT', undefined, undefined, 'NO_SESSION');
+      if (tokens && staleAccessToken !== undefined && tokens.accessToken !== staleAccessToken) return tokens;
 
-      const res = await send('POST', '/auth/refresh', { body: { refreshToken: tokens.refreshToken } });
+      const res = await send('POST', '/auth/refresh', { body: refreshBody(tokens) });
       if (!res.ok) {
         const error = await errorFrom(res);
         // Only a verdict on the session signs the user out; an outage, a rate limit or a
         // signature problem (say, a skewed clock) keeps the tokens for a later try.
-        if (REFRESH_REFUSED.has(error.code)) throw await signOut(tokens.accessToken, error.code, error.problem);
+        if (REFRESH_REFUSED.has(error.code)) {
+          // With no tokens held there is no session here to end: the page was not signed in.
+          throw tokens
+            ? await signOut(tokens.accessToken, error.code, error.problem)
+            : new GatehouseError('SIGNED_OUT', error.status, error.problem, error.code);
+        }
         throw error;
       }
-      const body = (await res.json()) as { accessToken: string; refreshToken: string };
-      const next = { accessToken: body.accessToken, refreshToken: body.refreshToken };
+      const next = kept((await res.json()) as Tokens);
       await storage.set(next);
       return next;
     })().finally(() => {
@@ -265,11 +312,17 @@ export function createClient(options: ClientOptions): GatehouseClient {
     return answer.res;
   }
 
+  /** A call without a session whose success has no body (202, 204): resolves, or rejects with Gatehouse's code. */
+  async function accepted(path: string, input: unknown): Promise<void> {
+    const res = await send('POST', path, { body: input });
+    if (!res.ok) throw await errorFrom(res);
+  }
+
   async function authenticate(path: string, input: unknown): Promise<AuthResult> {
     const res = await send('POST', path, { body: input });
     if (!res.ok) throw await errorFrom(res);
     const result = (await res.json()) as AuthResult;
-    await storage.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
+    await storage.set(kept(result));
     return result;
   }
 
@@ -283,10 +336,11 @@ export function createClient(options: ClientOptions): GatehouseClient {
 
     async logout() {
       const tokens = await storage.get();
-      if (!tokens) return;
+      // In cookie mode the cookie may hold a session even with no tokens here: it is cleared too.
+      if (!tokens && !cookieMode) return;
       // Forget first: a call racing with logout must not go on using the session.
       await storage.set(undefined);
-      const res = await send('POST', '/auth/logout', { body: { refreshToken: tokens.refreshToken } });
+      const res = await send('POST', '/auth/logout', { body: refreshBody(tokens) });
       if (!res.ok) throw await errorFrom(res);
     },
 
@@ -295,6 +349,17 @@ export function createClient(options: ClientOptions): GatehouseClient {
       const res = await authorizedFetch('/users/me');
       if (!res.ok) throw await errorFrom(res);
       return (await res.json()) as Me;
+    },
+
+    forgotPassword: (email) => accepted('/auth/password/forgot', { email }),
+    resetPassword: (token, newPassword) => accepted('/auth/password/reset', { token, newPassword }),
+    verifyEmail: (token) => accepted('/auth/email/verify', { token }),
+    resendEmailVerification: (email) => accepted('/auth/email/verification', { email }),
+
+    async requestEmailVerification() {
+      if (!(await storage.get())) throw new GatehouseError('SIGNED_OUT', undefined, undefined, 'NO_SESSION');
+      const res = await authorizedFetch('/users/me/email/verification', { method: 'POST' });
+      if (!res.ok) throw await errorFrom(res);
     },
 
     fetch: authorizedFetch,
