@@ -3,6 +3,7 @@ import { authRoutes } from './auth/auth.routes';
 import { healthRoutes } from './health/health.routes';
 import type { StagedRoutes } from './http/router';
 import { metricsRoutes } from './metrics/metrics.routes';
+import { recoveryRoutes } from './recovery/recovery.routes';
 import { docsRoutes } from './openapi/docs.routes';
 import { sessionsRoutes } from './sessions/sessions.routes';
 import { jwksRoutes } from './tokens/jwks.routes';
@@ -19,7 +20,7 @@ export const APP_ROUTES = {
   /** Rate limited, never signed, before body parsing: public keys and the API documents. */
   limited: { jwks: jwksRoutes, docs: docsRoutes },
   /** Rate limited, body parsed, HMAC-signed: everything under /auth, /users and /admin. */
-  signed: { auth: authRoutes, users: usersRoutes, sessions: sessionsRoutes, admin: adminRoutes },
+  signed: { auth: authRoutes, recovery: recoveryRoutes, users: usersRoutes, sessions: sessionsRoutes, admin: adminRoutes },
 } as const satisfies StagedRoutes;
 
 /** The path prefixes app.ts puts behind the request signature (CONTRACT.md section 5). */

@@ -17,22 +17,27 @@ import { requestLog } from './http/request-log';
 import { securityHeaders } from './http/security-headers';
 import { bindStages, rateLimitsOf, routerOf } from './http/router';
 import type { Logger } from './logger';
+import type { PrimaryChannel } from './metrics/cluster-metrics';
 import { createMetrics, type PoolStats } from './metrics/metrics';
+import { type MailDispatcher, oldestUnsentAgeSeconds } from './mail/dispatcher';
+import { checkReadiness } from './health/health.routes';
 import { openApiDocument } from './openapi/openapi.document';
 import { createPasswordHasher, type PasswordHasher } from './passwords/password-hasher';
 import type { Redis } from './redis';
 import { MEMORY_NONCE_ENTRIES, MemoryNonceStore, nonceShareOf, type NonceStore, RedisNonceStore } from './signature/nonce-store';
 import { verifySignature } from './signature/signature.middleware';
 import { createAccessTokens } from './tokens/access-token';
-import type { KeyStore } from './tokens/keys';
+import type { KeyRing, KeyStore } from './tokens/keys';
 import { createPermissionMap } from './roles/permission-map';
+import { createRecoveryService } from './recovery/recovery.service';
 import { findSessionWithUser } from './sessions/session.repository';
 import { createSessionsService } from './sessions/sessions.service';
 
 export interface AppDeps {
   config: Config;
   db: DB;
-  keys: KeyStore;
+  /** The key ring the server re-reads from KEYS_DIR, or a fixed key set (tests). */
+  keys: KeyRing | KeyStore;
   logger: Logger;
   clock?: Clock;
   /** Shared store for rate-limit counters and nonces; without it both live in this process. */
@@ -41,8 +46,14 @@ export interface AppDeps {
   nonces?: NonceStore;
   /** Database pool counters for /metrics. */
   poolStats?: () => PoolStats;
+  /** In a worker of WEB_CONCURRENCY > 1, its channel to the primary (`process`): /metrics answers for every worker. */
+  clusterPrimary?: PrimaryChannel;
   /** The server passes bcrypt in worker threads; by default it runs on the calling thread. */
   hasher?: PasswordHasher;
+  /** Called after a commit that wrote a message to the outbox: the server wakes the mail dispatcher with it. */
+  onMailQueued?: () => void;
+  /** The mail dispatcher the server runs (none with MAIL_DELIVERY=outbox): the metrics count what it does. */
+  mailDispatcher?: MailDispatcher;
 }
 
 /**
@@ -57,7 +68,13 @@ export function createApp(deps: AppDeps): Express {
     (redis
       ? new RedisNonceStore(redis, `${config.redisPrefix}nonce:`)
       : new MemoryNonceStore(clock, MEMORY_NONCE_ENTRIES, nonceShareOf(config.hmacClients.size)));
-  const metrics = createMetrics({ poolStats: deps.poolStats });
+  const metrics = createMetrics({
+    poolStats: deps.poolStats,
+    clusterPrimary: deps.clusterPrimary,
+    readiness: () => checkReadiness({ db, redis }),
+    mailBacklogAge: () => oldestUnsentAgeSeconds(db, clock),
+  });
+  deps.mailDispatcher?.observe(metrics.mail);
   const limits = rateLimits({ config, redis, logger, onStoreError: () => metrics.rateLimitStoreErrors.inc() });
 
   const hasher = metrics.instrumentHasher(deps.hasher ?? createPasswordHasher(config.bcryptCost));
@@ -68,12 +85,15 @@ export function createApp(deps: AppDeps): Express {
     ttl: config.accessTokenTtl,
     clock,
   });
+  const recovery = createRecoveryService({ db, config, hasher, clock, onMailQueued: deps.onMailQueued });
   const auth = createAuthService({
     db,
     config,
     hasher,
     accessTokens,
     clock,
+    onRegister: (trx, user, at) => recovery.queueVerificationOnRegister(trx, user, at),
+    onMailQueued: deps.onMailQueued,
     events: { accountLocked: () => metrics.lockouts.inc(), refreshTokenReused: () => metrics.reuseDetected.inc() },
   });
   const sessions = createSessionsService({ db, clock });
@@ -94,6 +114,7 @@ export function createApp(deps: AppDeps): Express {
     signed: {
       auth: { auth, refreshTokenTtl: config.refreshTokenTtl, allowedOrigins: config.corsOrigins },
       users: {},
+      recovery: { recovery },
       sessions: { sessions },
       admin: { admin },
     },
@@ -154,6 +175,7 @@ export function createApp(deps: AppDeps): Express {
       nonces,
       clock,
       onFailure: (reason) => metrics.signatureFailures.inc({ reason: reason.toLowerCase() }),
+      onStoreError: () => metrics.nonceStoreErrors.inc(),
     }),
   );
   // Stage "signed": each route behind authentication and RBAC as it declares them, then validation.

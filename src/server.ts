@@ -9,10 +9,13 @@ import { DataDirInUseError } from './db/data-dir-lock';
 import { type DatabaseHandle, openDatabase } from './db/database';
 import { migrateToLatest, migrationStatus } from './db/migrator';
 import { createProcessLogger, type Logger } from './logger';
+import { collectClusterMetrics } from './metrics/cluster-metrics';
 import { createPooledPasswordHasher } from './passwords/password-hasher';
 import { installProcessGuards } from './process-guards';
+import { createMailDelivery } from './mail/delivery';
+import type { MailDispatcher } from './mail/dispatcher';
 import { connectRedis, type Redis, RedisConnectError } from './redis';
-import { KeyError, type KeyStore, loadKeyStore } from './tokens/keys';
+import { createKeyRing, KeyError, type KeyRing, type KeyStore, loadKeyStore } from './tokens/keys';
 
 /** Opens the database, migrating the embedded one; an external one must already be migrated. */
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
@@ -95,6 +98,33 @@ function loadKeys(config: Config, logger: Logger, checkedByPrimary: boolean): Pr
   });
 }
 
+/**
+ * The instance's key ring: KEYS_DIR re-read every KEYS_RELOAD_INTERVAL seconds and on SIGHUP
+ * (a rotation needs no restart). A reading that fails keeps the keys in use and says why;
+ * a change is logged with the kids only.
+ */
+function reloadingKeyRing(config: Config, logger: Logger, initial: KeyStore): { ring: KeyRing; stop: () => void } {
+  const ring = createKeyRing({
+    initial,
+    load: () => loadKeyStore({ keysDir: config.keysDir, jwtPrivateKey: config.jwtPrivateKey, generateIfMissing: false }),
+    onChange: (change) => logger.info(change, 'keys reloaded: the set of keys changed'),
+    onReloadFailed: (reason) => logger.warn({ keysDir: config.keysDir, reason }, 'keys not reloaded: keeping the keys in use'),
+  });
+  const stopTimer = ring.reloadEvery(config.keysReloadInterval);
+  // SIGHUP is an operator's "re-read your configuration", not a reason to die (Node's default).
+  const onHangUp = () => {
+    void ring.reload().then(({ ok, changed }) => logger.info({ signal: 'SIGHUP', ok, changed }, 'KEYS_DIR re-read'));
+  };
+  process.on('SIGHUP', onHangUp);
+  return {
+    ring,
+    stop: () => {
+      stopTimer();
+      process.off('SIGHUP', onHangUp);
+    },
+  };
+}
+
 /** The ways to end the process: once the log is written out, or at once after flushing it synchronously. */
 interface Exits {
   /** Waits (bounded) until the log is written, then exits: the last lines stay in order. */
@@ -127,10 +157,23 @@ async function runPrimary(config: Config, logger: Logger, exit: Exits): Promise<
     stopTimeoutMs: (config.shutdownTimeout + 5) * 1000,
     exit: (code) => void exit.afterLog(code),
   });
-  cluster.on('listening', (worker) => supervisor.listening(worker));
-  cluster.on('exit', (worker, code, signal) => supervisor.exited(worker, code, signal));
+  // /metrics of any worker answers for all of them: the primary collects and adds them up.
+  // Structured clone, not JSON, over IPC: a gauge's NaN must not arrive as null.
+  cluster.setupPrimary({ serialization: 'advanced' });
+  const metrics = collectClusterMetrics();
+  cluster.on('message', (worker, message) => metrics.message(worker, message));
+  cluster.on('listening', (worker) => {
+    supervisor.listening(worker);
+    metrics.listening(worker);
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    supervisor.exited(worker, code, signal);
+    metrics.exited(worker);
+  });
   process.on('SIGTERM', () => supervisor.stop('SIGTERM'));
   process.on('SIGINT', () => supervisor.stop('SIGINT'));
+  // The primary holds no keys: each worker re-reads KEYS_DIR itself.
+  process.on('SIGHUP', () => supervisor.reload('SIGHUP'));
   supervisor.start();
 }
 
@@ -143,9 +186,12 @@ async function serve(config: Config, logger: Logger, exit: Exits): Promise<void>
   let database: DatabaseHandle;
   let keys;
   let redis: Redis | undefined;
+  let mail: MailDispatcher | undefined;
   try {
     keys = await loadKeys(config, logger, worker !== undefined);
     database = await prepareDatabase(config, logger);
+    // Undefined with MAIL_DELIVERY=outbox. Operator templates are checked here, before listening.
+    mail = await createMailDelivery({ config, db: database.db, logger });
     if (config.redisUrl) {
       // Throttled: a Redis outage would otherwise log every reconnect attempt.
       let lastLogged = 0;
@@ -162,6 +208,7 @@ async function serve(config: Config, logger: Logger, exit: Exits): Promise<void>
     return exit.afterLog(1);
   }
 
+  const reloading = reloadingKeyRing(config, logger, keys);
   // One bcrypt thread per core in all: the workers share the cores, and more threads than
   // cores would only make hashing queue for the CPU beside the event loops.
   const hasherThreads = Math.max(1, Math.floor(os.availableParallelism() / config.webConcurrency));
@@ -169,12 +216,16 @@ async function serve(config: Config, logger: Logger, exit: Exits): Promise<void>
   const app = createApp({
     config,
     db: database.db,
-    keys,
+    keys: reloading.ring,
     logger,
     hasher,
     poolStats: () => database.poolStats(),
+    ...(worker ? { clusterPrimary: process } : {}),
     ...(redis ? { redis } : {}),
+    ...(mail ? { mailDispatcher: mail, onMailQueued: () => mail.wake() } : {}),
   });
+  // Delivers what an earlier run committed but did not send, then polls and wakes on each commit.
+  mail?.start();
   const server = app.listen(config.port, config.host, () => {
     logger.info(
       {
@@ -198,10 +249,13 @@ async function serve(config: Config, logger: Logger, exit: Exits): Promise<void>
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    reloading.stop();
     // Close the listener before saying so: whoever reacts to the line must find the port closed.
     const closed = closeServer(server, config.shutdownTimeout);
     logger.info({ signal }, 'shutting down: finishing requests in flight');
     await closed;
+    // The pass under way finishes (bounded by the transports' timeouts) before the pool closes.
+    await mail?.stop();
     await database.close();
     await hasher.close();
     await redis?.quit().catch(() => undefined);
@@ -242,6 +296,9 @@ async function main(): Promise<void> {
   // From here on, a failure nothing handles ends the process (logged), for its supervisor to restart.
   // The process is in a state nobody planned for: it exits at once rather than run on while the log drains.
   installProcessGuards(process, logger, (code) => exit.now(code));
+  // SIGHUP re-reads KEYS_DIR once the keys are loaded; until then (and in the primary, before
+  // it forks) it must not end the process, as Node's default would: the keys are read at start anyway.
+  process.on('SIGHUP', () => undefined);
 
   if (config.webConcurrency > 1 && cluster.isPrimary) await runPrimary(config, logger, exit);
   else await serve(config, logger, exit);
