@@ -48,6 +48,9 @@ const PROMETHEUS_SERIES = new Set(['up']);
 function seriesOf(text: string): Map<string, Set<string>> {
   const series = new Map<string, Set<string>>();
   for (const line of text.split('\n')) {
+    // A labelled metric nothing has observed yet has its TYPE line but no series.
+    const declared = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) /.exec(line);
+    if (declared && !series.has(declared[1]!)) series.set(declared[1]!, new Set<string>());
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? \S+$/.exec(line);
     if (!match) continue;
     const labels = series.get(match[1]!) ?? new Set<string>();
