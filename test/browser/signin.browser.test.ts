@@ -102,10 +102,10 @@ describeIfChromium(`the Tracker app's sign-in flow in Chromium${SKIP_REASON ? ` 
     expect(pageErrors.map(String)).toEqual([]);
   });
 
-  /** Waits for the app to settle in a state (main[data-state]); the screenshot is that state. */
-  async function expectState(state: 'signed-in' | 'signed-out', screenshot: string): Promise<void> {
+  /** Waits for the app to settle in a state (main[data-state]); the screenshot, when named, is that state. */
+  async function expectState(state: 'signed-in' | 'signed-out', screenshot?: string): Promise<void> {
     await page.locator(`#app[data-state="${state}"]`).waitFor();
-    await page.screenshot({ path: path.join(SCREENSHOTS, screenshot), fullPage: true });
+    if (screenshot) await page.screenshot({ path: path.join(SCREENSHOTS, screenshot), fullPage: true });
   }
 
   const gatehouseCall = (method: string, pathname: string) => (res: Response) =>
@@ -120,9 +120,25 @@ describeIfChromium(`the Tracker app's sign-in flow in Chromium${SKIP_REASON ? ` 
     return answer;
   }
 
+  /** Reloads the page and returns Gatehouse's answer to the silent refresh the app makes on load. */
+  async function reloadForRefresh(): Promise<Response> {
+    const [refreshed] = await Promise.all([page.waitForResponse(gatehouseCall('POST', '/auth/refresh')), page.reload()]);
+    return refreshed;
+  }
+
   async function keepTokensOf(answer: Response): Promise<void> {
     const body = (await answer.json()) as { accessToken?: string; refreshToken?: string };
     for (const token of [body.accessToken, body.refreshToken]) if (token) tokensSeen.push(token);
+  }
+
+  /** Logs the user in through the form and waits until the page shows them signed in. */
+  async function logIn(screenshot?: string): Promise<void> {
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(GOOD_PASSWORD);
+    const loggedIn = await clickFor('Log in', 'POST', '/auth/login');
+    expect(loggedIn.status()).toBe(200);
+    await keepTokensOf(loggedIn);
+    await expectState('signed-in', screenshot);
   }
 
   async function refreshCookie() {
@@ -139,6 +155,14 @@ describeIfChromium(`the Tracker app's sign-in flow in Chromium${SKIP_REASON ? ` 
     expect(readable).toEqual({ cookie: '', local: [], session: [] });
     const everything = JSON.stringify(readable);
     for (const token of tokensSeen) expect(everything).not.toContain(token);
+  }
+
+  /** A reload's silent refresh is refused, and the page stays on the login form with no token a script can read. */
+  async function expectReloadStaysSignedOut(): Promise<void> {
+    const refused = await reloadForRefresh();
+    expect(refused.status()).toBe(401);
+    await expectState('signed-out');
+    await expectNoTokenReadableByScripts();
   }
 
   it(
@@ -180,7 +204,7 @@ describeIfChromium(`the Tracker app's sign-in flow in Chromium${SKIP_REASON ? ` 
     'when the page reloads, then a silent refresh from the cookie keeps the user signed in',
     async () => {
       const before = await refreshCookie();
-      const [refreshed] = await Promise.all([page.waitForResponse(gatehouseCall('POST', '/auth/refresh')), page.reload()]);
+      const refreshed = await reloadForRefresh();
       // No token in the body: Gatehouse took it from the cookie, which only the browser holds.
       expect(refreshed.request().postData()).toBe('{}');
       expect(refreshed.status()).toBe(200);
@@ -232,10 +256,7 @@ describeIfChromium(`the Tracker app's sign-in flow in Chromium${SKIP_REASON ? ` 
       await expect(page.locator('#message').textContent()).resolves.toBe('You are logged out.');
       expect(await refreshCookie()).toBeUndefined();
 
-      const [refused] = await Promise.all([page.waitForResponse(gatehouseCall('POST', '/auth/refresh')), page.reload()]);
-      expect(refused.status()).toBe(401);
-      await page.locator('#app[data-state="signed-out"]').waitFor();
-      await expectNoTokenReadableByScripts();
+      await expectReloadStaysSignedOut();
     },
     STEP_TIMEOUT,
   );
@@ -243,12 +264,7 @@ describeIfChromium(`the Tracker app's sign-in flow in Chromium${SKIP_REASON ? ` 
   it(
     'when the session is revoked elsewhere, then the next call returns the page to the login form with a message',
     async () => {
-      await page.getByLabel('Email').fill(email);
-      await page.getByLabel('Password').fill(GOOD_PASSWORD);
-      const loggedIn = await clickFor('Log in', 'POST', '/auth/login');
-      expect(loggedIn.status()).toBe(200);
-      await keepTokensOf(loggedIn);
-      await expectState('signed-in', '6-logged-in-again.png');
+      await logIn('6-logged-in-again.png');
 
       // The same user on another device ends every session, this page's included.
       const elsewhere = createClient({ baseUrl: gatehouse.baseUrl });
@@ -264,22 +280,14 @@ describeIfChromium(`the Tracker app's sign-in flow in Chromium${SKIP_REASON ? ` 
       await expect(page.locator('[data-field="email"]').textContent()).resolves.toBe('');
 
       // The cookie the browser still holds belongs to the revoked session: a reload stays out.
-      const [stale] = await Promise.all([page.waitForResponse(gatehouseCall('POST', '/auth/refresh')), page.reload()]);
-      expect(stale.status()).toBe(401);
-      await page.locator('#app[data-state="signed-out"]').waitFor();
-      await expectNoTokenReadableByScripts();
+      await expectReloadStaysSignedOut();
     },
     STEP_TIMEOUT,
   );
   it(
     'when the session outlives SESSION_MAX_AGE, then the next call sends the user back to the login form',
     async () => {
-      await page.getByLabel('Email').fill(email);
-      await page.getByLabel('Password').fill(GOOD_PASSWORD);
-      const loggedIn = await clickFor('Log in', 'POST', '/auth/login');
-      expect(loggedIn.status()).toBe(200);
-      await keepTokensOf(loggedIn);
-      await page.locator('#app[data-state="signed-in"]').waitFor();
+      await logIn();
 
       gatehouse.clock.advance(SESSION_MAX_AGE + 1);
       const [expired, refused] = await Promise.all([

@@ -1,9 +1,11 @@
 import type { Express } from 'express';
 import { createApp } from '../../src/app';
+import type { Clock } from '../../src/clock';
 import { type Config, loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db/database';
 import { createLogger, type Logger } from '../../src/logger';
 import type { Redis } from '../../src/redis';
+import type { NonceStore } from '../../src/signature/nonce-store';
 import type { KeyStore } from '../../src/tokens/keys';
 import { createTestClock, type TestClock } from './clock';
 import { type DatabaseKind, openTestDatabase } from './databases';
@@ -29,6 +31,8 @@ export interface HarnessOptions {
   redis?: Redis;
   /** Where the app logs; by default nowhere. */
   logger?: Logger;
+  /** Makes the app's nonce store on the harness's clock (a small one, to fill it); by default the app's own. */
+  nonces?: (clock: Clock) => NonceStore;
 }
 
 /**
@@ -61,6 +65,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     clock: clock.now,
     poolStats: database.poolStats,
     ...(options.redis ? { redis: options.redis } : {}),
+    ...(options.nonces ? { nonces: options.nonces(clock.now) } : {}),
   });
   return {
     app,

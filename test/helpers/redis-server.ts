@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
+import { createRedis, type Redis } from '../../src/redis';
 import { freePort } from './server-process';
 
 /** Bound on a start or a stop, so a broken redis-server fails the test instead of hanging it. */
@@ -108,4 +109,12 @@ export async function startRedisServer(): Promise<RedisServerProcess> {
     resume: () => void child?.kill('SIGCONT'),
     dispose: () => stop('SIGKILL'),
   };
+}
+
+/** A client from createRedis (of REDIS_URL by default) that has connected, with errors kept out of stderr. */
+export async function connectedRedis(url: string = process.env.REDIS_URL!): Promise<Redis> {
+  const redis = createRedis(url);
+  redis.on('error', () => undefined);
+  if (redis.status !== 'ready') await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
+  return redis;
 }

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { migrations } from '../../migrations';
 import type { ScriptIo, ScriptMain } from '../../scripts/cli';
 import type { DatabaseHandle } from '../../src/db/database';
 
@@ -80,3 +81,21 @@ export async function runInProcess(
   const code = await main(args, io);
   return { code, stdout, stderr };
 }
+
+/** Every migration's name, oldest first: the rows `migrate status` lists. */
+export const MIGRATION_NAMES = Object.keys(migrations).sort();
+
+/** The rows of `migrate status`: name → "pending" or the ISO time it was applied. */
+export function statusRows(stdout: string): Record<string, string> {
+  const rows: Record<string, string> = {};
+  for (const line of stdout.split('\n')) {
+    const match = /^(\d{8}T\d{4}_\S+)\s+(\S+)$/.exec(line.trim());
+    if (match) rows[match[1]!] = match[2]!;
+  }
+  return rows;
+}
+
+/** What {@link statusRows} gives before any migration has run: every one pending. */
+export const allPending = () => Object.fromEntries(MIGRATION_NAMES.map((name) => [name, 'pending']));
+/** What {@link statusRows} gives once every migration has run: each with the time it was applied. */
+export const allApplied = () => Object.fromEntries(MIGRATION_NAMES.map((name) => [name, expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/)]));

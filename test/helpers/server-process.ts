@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { generateKeyPair } from 'node:crypto';
+import { generateKeyPair, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -204,4 +204,99 @@ export async function startGatehouse(env: Record<string, string> = {}): Promise<
       rmSync(tmp, { recursive: true, force: true });
     },
   };
+}
+
+/** One JSON line of Gatehouse's log: every line names the pid of the process that wrote it. */
+export interface LogLine {
+  pid: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** Bound on waiting for a log line, so a line that never comes fails with the output. */
+const LOG_TIMEOUT_MS = 20_000;
+
+/** Gatehouse's JSON log lines so far (anything else on its stdout and stderr is skipped). */
+export function logLines(gatehouse: GatehouseProcess): LogLine[] {
+  return gatehouse
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogLine);
+}
+
+/** Every log line `matches` accepts, once there are at least `count` of them (bounded). */
+export async function linesWhere(
+  gatehouse: GatehouseProcess,
+  matches: (line: LogLine) => boolean,
+  count: number,
+  what: string,
+): Promise<LogLine[]> {
+  const deadline = Date.now() + LOG_TIMEOUT_MS;
+  for (;;) {
+    const lines = logLines(gatehouse).filter(matches);
+    if (lines.length >= count) return lines;
+    if (Date.now() > deadline) throw new Error(`gatehouse never logged ${what}:\n${gatehouse.output()}`);
+    await sleep(20);
+  }
+}
+
+/** The first log line `matches` accepts, waiting for it (bounded). */
+export async function lineWhere(gatehouse: GatehouseProcess, matches: (line: LogLine) => boolean, what: string): Promise<LogLine> {
+  const [line] = await linesWhere(gatehouse, matches, 1, what);
+  return line!;
+}
+
+/** The pid of the process whose request log names this X-Request-Id (its `reqId`). */
+export async function pidServing(gatehouse: GatehouseProcess, requestId: string): Promise<number> {
+  return (await lineWhere(gatehouse, (line) => line.reqId === requestId, `request ${requestId}`)).pid;
+}
+
+export interface GatehouseCluster {
+  gatehouse: GatehouseProcess;
+  primaryPid: number;
+  /** The workers' pids, as the primary logged them once all listened. */
+  workerPids: number[];
+}
+
+export interface ClusterOptions {
+  /**
+   * HMAC_CLIENTS: the workers then require signed requests and share the run's Redis
+   * (REDIS_URL, under a prefix of this cluster's own) for nonces and rate limits. Without
+   * it, HMAC_MODE is off and there is no Redis.
+   */
+  hmacClients?: string;
+  /** Variables on top of those. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts Gatehouse with WEB_CONCURRENCY=2 (a node:cluster primary and two workers) on the
+ * run's PostgreSQL (DATABASE_URL: two workers need a database both reach), logging at info
+ * so each request's line names the worker that served it; resolves once the primary logs
+ * that all workers listen. Call `gatehouse.dispose()` in afterAll.
+ */
+export async function startCluster(options: ClusterOptions = {}): Promise<GatehouseCluster> {
+  const { hmacClients } = options;
+  const gatehouse = await startGatehouse({
+    WEB_CONCURRENCY: '2',
+    DATABASE_URL: process.env.DATABASE_URL!,
+    LOG_LEVEL: 'info',
+    ...(hmacClients === undefined
+      ? { HMAC_MODE: 'off' }
+      : {
+          REDIS_URL: process.env.REDIS_URL!,
+          REDIS_PREFIX: `test:${randomUUID()}:`,
+          HMAC_MODE: 'required',
+          HMAC_CLIENTS: hmacClients,
+        }),
+    ...options.env,
+  });
+  try {
+    const ready = await lineWhere(gatehouse, (line) => line.msg === 'all workers listening', 'that all workers listen');
+    return { gatehouse, primaryPid: ready.pid, workerPids: ready.workerPids as number[] };
+  } catch (error) {
+    await gatehouse.dispose();
+    throw error;
+  }
 }

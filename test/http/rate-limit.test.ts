@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import type { DatabaseHandle } from '../../src/db/database';
-import { createRedis, type Redis } from '../../src/redis';
+import type { Redis } from '../../src/redis';
 import { openTestDatabase } from '../helpers/databases';
 import { createHarness, type Harness } from '../helpers/harness';
+import { connectedRedis } from '../helpers/redis-server';
 import { expectProblem, GOOD_PASSWORD, registerUser, uniqueEmail } from '../helpers/factories';
 
 // The one allowed conditional skip: Redis-backed suites run where REDIS_URL is set (as in CI).
@@ -11,14 +12,6 @@ const describeIfRedis = process.env.REDIS_URL ? describe : describe.skip;
 
 const LIMIT = 5;
 const AUTH_LIMIT = 3;
-
-/** A client from createRedis that has connected, with errors kept out of stderr. */
-async function connectedRedis(): Promise<Redis> {
-  const redis = createRedis(process.env.REDIS_URL!);
-  redis.on('error', () => undefined);
-  if (redis.status !== 'ready') await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
-  return redis;
-}
 
 /** Sends `count` requests one after the other and returns their statuses. */
 async function statuses(count: number, send: (i: number) => request.Test): Promise<number[]> {

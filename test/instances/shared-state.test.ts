@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { DatabaseHandle } from '../../src/db/database';
-import { createRedis, type Redis } from '../../src/redis';
+import type { Redis } from '../../src/redis';
 import { openTestDatabase } from '../helpers/databases';
 import { createHarness, type Harness } from '../helpers/harness';
+import { connectedRedis } from '../helpers/redis-server';
 import { expectProblem, GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
 import { newNonce, signedAs, testClients } from '../helpers/signing';
 
@@ -10,14 +11,6 @@ import { newNonce, signedAs, testClients } from '../helpers/signing';
 const describeIfShared = process.env.DATABASE_URL && process.env.REDIS_URL ? describe : describe.skip;
 
 const WRONG_PASSWORD = 'not the right password';
-
-/** A client from createRedis that has connected, with errors kept out of stderr. */
-async function connectedRedis(): Promise<Redis> {
-  const redis = createRedis(process.env.REDIS_URL!);
-  redis.on('error', () => undefined);
-  if (redis.status !== 'ready') await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
-  return redis;
-}
 
 describeIfShared('two instances sharing PostgreSQL and Redis', () => {
   const { ios, hmacClients } = testClients();

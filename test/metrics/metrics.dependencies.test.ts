@@ -1,16 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { createApp } from '../../src/app';
-import { createLogger } from '../../src/logger';
 import { createMetrics } from '../../src/metrics/metrics';
-import { createRedis } from '../../src/redis';
 import { MemoryNonceStore } from '../../src/signature/nonce-store';
-import { createTestClock } from '../helpers/clock';
 import { openTestDatabase } from '../helpers/databases';
 import { expectProblem } from '../helpers/factories';
-import { createHarness, testConfig } from '../helpers/harness';
-import { testKeyStore } from '../helpers/keys';
-import { startRedisServer } from '../helpers/redis-server';
+import { createHarness } from '../helpers/harness';
+import { connectedRedis, startRedisServer } from '../helpers/redis-server';
 import { newNonce, sendSigned, signedAs, testClients } from '../helpers/signing';
 import { waitUntil } from '../helpers/wait';
 
@@ -30,19 +25,13 @@ function sample(text: string, line: string): number | undefined {
 
 describe('gatehouse_nonce_store_errors_total', () => {
   it('when the nonce store cannot record a nonce, then the request is refused with 503 and counted; a replay is not', async () => {
-    const database = await openTestDatabase('pglite');
+    const { ios, hmacClients } = testClients();
+    // Room for one live nonce: the second signed request finds the store full.
+    const { app, clock, close } = await createHarness({
+      env: { HMAC_MODE: 'required', HMAC_CLIENTS: hmacClients },
+      nonces: (now) => new MemoryNonceStore(now, 1),
+    });
     try {
-      const { ios, hmacClients } = testClients();
-      const clock = createTestClock();
-      // Room for one live nonce: the second signed request finds the store full.
-      const app = createApp({
-        config: testConfig({ HMAC_MODE: 'required', HMAC_CLIENTS: hmacClients }),
-        db: database.db,
-        keys: testKeyStore().store,
-        logger: createLogger('silent'),
-        clock: clock.now,
-        nonces: new MemoryNonceStore(clock.now, 1),
-      });
       const scrape = async () => (await request(app).get('/metrics').expect(200)).text;
       expect(sample(await scrape(), 'gatehouse_nonce_store_errors_total')).toBe(0);
 
@@ -55,7 +44,7 @@ describe('gatehouse_nonce_store_errors_total', () => {
       expectProblem(await sendSigned(app, ios, 'get', '/users/me', { now: clock.now() }), 503, 'UNAVAILABLE');
       expect(sample(await scrape(), 'gatehouse_nonce_store_errors_total')).toBe(2);
     } finally {
-      await database.close();
+      await close();
     }
   });
 });
@@ -100,10 +89,8 @@ describe('gatehouse_dependency_up', () => {
 describeIfRedis('with Redis (a private redis-server, stopped and started again)', () => {
   it('when Redis stops, then signed requests are counted in gatehouse_nonce_store_errors_total and gatehouse_dependency_up{dependency="redis"} is 0; when it is back, 1', async () => {
     const server = await startRedisServer();
-    const redis = createRedis(server.url);
-    redis.on('error', () => undefined);
+    const redis = await connectedRedis(server.url);
     try {
-      if (redis.status !== 'ready') await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
       const { ios, hmacClients } = testClients();
       const h = await createHarness({
         redis,

@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { migrations } from '../../migrations';
 import { createScratchDatabase, DATABASE_KINDS, type DatabaseKind, type ScratchDatabase, writePgliteDataDir } from '../helpers/databases';
 import { queryDirect } from '../helpers/postgres';
+import { allApplied, allPending, MIGRATION_NAMES, statusRows } from '../helpers/scripts';
 import { freePort, writeTestKey } from '../helpers/server-process';
 import { waitUntil } from '../helpers/wait';
 
@@ -37,8 +37,6 @@ const OPERATOR_SCRIPTS = [
   'prune',
   'mail:show',
 ] as const;
-
-const MIGRATION_NAMES = Object.keys(migrations).sort();
 
 /** Bounds on each child process, so a hang fails with its output instead of a Jest timeout. */
 const BUILD_TIMEOUT_MS = 5 * 60_000;
@@ -276,19 +274,6 @@ function npmRunInImage(script: string, args: string[], env: Record<string, strin
     env: { ...baseEnv(), ...runtime.env, ...DEPLOYMENT_ENV, ...env },
   });
 }
-
-/** The rows of `migrate:status`: name → "pending" or the ISO time it was applied. */
-function statusRows(stdout: string): Record<string, string> {
-  const rows: Record<string, string> = {};
-  for (const line of stdout.split('\n')) {
-    const match = /^(\d{8}T\d{4}_\S+)\s+(\S+)$/.exec(line.trim());
-    if (match) rows[match[1]!] = match[2]!;
-  }
-  return rows;
-}
-
-const allPending = () => Object.fromEntries(MIGRATION_NAMES.map((name) => [name, 'pending']));
-const allApplied = () => Object.fromEntries(MIGRATION_NAMES.map((name) => [name, expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/)]));
 
 describe('the runtime stage as a folder', () => {
   it('when the Dockerfile is replayed, then the runtime folder holds compiled code and production dependencies, no sources and no tsx', async () => {

@@ -3,38 +3,23 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import { migrations } from '../../migrations';
 import { type DatabaseHandle, openDatabase } from '../../src/db/database';
 import { migrationStatus } from '../../src/db/migrator';
 import { buildKeyStore, readKeyFiles, thumbprint } from '../../src/tokens/keys';
 import { registerUser, uniqueEmail } from '../helpers/factories';
 import { createHarness, type Harness } from '../helpers/harness';
-import { runInProcess, runScript } from '../helpers/scripts';
+import { allApplied, allPending, MIGRATION_NAMES, runInProcess, runScript, statusRows } from '../helpers/scripts';
 import { createScratchDatabase, openPgliteFrom, type ScratchDatabase, writePgliteDataDir } from '../helpers/databases';
 
 // The scripts run in-process through their main(argv, io); one test per script runs it as an
 // operator would, `node` with tsx in a child process (a second or two), to prove the wiring.
 jest.setTimeout(60_000);
 
-const MIGRATION_NAMES = Object.keys(migrations).sort();
 const NEWEST_MIGRATION = MIGRATION_NAMES.at(-1)!;
 
 async function tempDir(prefix: string): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), `gatehouse-${prefix}-`));
 }
-
-/** The rows of `migrate status`: name → "pending" or the ISO time it was applied. */
-function statusRows(stdout: string): Record<string, string> {
-  const rows: Record<string, string> = {};
-  for (const line of stdout.split('\n')) {
-    const match = /^(\d{8}T\d{4}_\S+)\s+(\S+)$/.exec(line.trim());
-    if (match) rows[match[1]!] = match[2]!;
-  }
-  return rows;
-}
-
-const allPending = () => Object.fromEntries(MIGRATION_NAMES.map((name) => [name, 'pending']));
-const allApplied = () => Object.fromEntries(MIGRATION_NAMES.map((name) => [name, expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/)]));
 
 describe('operator scripts: command line', () => {
   let keysDir: string;

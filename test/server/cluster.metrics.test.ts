@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { type GatehouseProcess, startGatehouse } from '../helpers/server-process';
+import { type GatehouseProcess, lineWhere, pidServing, startCluster } from '../helpers/server-process';
 import { testClients } from '../helpers/signing';
 
 // /metrics of a real Gatehouse with WEB_CONCURRENCY=2: whichever worker takes the scrape, it
@@ -21,8 +21,6 @@ interface Reply {
   headers: http.IncomingHttpHeaders;
   text: string;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A GET on a connection of its own (no keep-alive agent): the primary hands each new
@@ -70,27 +68,6 @@ describeIfShared('/metrics with WEB_CONCURRENCY=2', () => {
   let workerPids: number[];
   const stopped = new Set<number>();
 
-  /** The first JSON log line `matches` accepts, waiting for it (bounded). */
-  async function lineWhere(matches: (line: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const lines = gatehouse
-        .output()
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      const line = lines.find(matches);
-      if (line) return line;
-      if (Date.now() > deadline) throw new Error(`gatehouse never logged ${what}:\n${gatehouse.output()}`);
-      await sleep(20);
-    }
-  }
-
-  /** The pid of the process that logged the request with this X-Request-Id. */
-  async function pidServing(requestId: string): Promise<number> {
-    return (await lineWhere((l) => l.reqId === requestId, `request ${requestId}`)).pid as number;
-  }
-
   async function scrape(): Promise<Map<string, number>> {
     const reply = await get(gatehouse.baseUrl, '/metrics');
     expect(reply.status).toBe(200);
@@ -99,17 +76,7 @@ describeIfShared('/metrics with WEB_CONCURRENCY=2', () => {
   }
 
   beforeAll(async () => {
-    gatehouse = await startGatehouse({
-      WEB_CONCURRENCY: '2',
-      DATABASE_URL: process.env.DATABASE_URL!,
-      REDIS_URL: process.env.REDIS_URL!,
-      REDIS_PREFIX: `test:${randomUUID()}:`,
-      HMAC_MODE: 'required',
-      HMAC_CLIENTS: hmacClients,
-      // The request log names the pid that served each request.
-      LOG_LEVEL: 'info',
-    });
-    workerPids = (await lineWhere((l) => l.msg === 'all workers listening', 'that all workers listen')).workerPids as number[];
+    ({ gatehouse, workerPids } = await startCluster({ hmacClients }));
   }, 90_000);
 
   afterAll(async () => {
@@ -124,7 +91,7 @@ describeIfShared('/metrics with WEB_CONCURRENCY=2', () => {
     for (let i = 0; i < n; i++) {
       const requestId = `cluster-metrics-${randomUUID()}`;
       expect((await get(gatehouse.baseUrl, '/.well-known/jwks.json', { 'X-Request-Id': requestId })).status).toBe(200);
-      servedBy.add(await pidServing(requestId));
+      servedBy.add(await pidServing(gatehouse, requestId));
     }
     // Each worker alone counted fewer than N: only the sum of both says N.
     expect([...servedBy].sort()).toEqual([...workerPids].sort());
@@ -178,10 +145,11 @@ describeIfShared('/metrics with WEB_CONCURRENCY=2', () => {
 
     process.kill(victim, 'SIGKILL');
     const replaced = await lineWhere(
+      gatehouse,
       (l) => l.workerPid === victim && typeof l.replacementPid === 'number',
       `the death of worker ${victim}`,
     );
-    await lineWhere((l) => l.pid === replaced.replacementPid && l.msg === 'gatehouse listening', 'that the replacement listens');
+    await lineWhere(gatehouse, (l) => l.pid === replaced.replacementPid && l.msg === 'gatehouse listening', 'that the replacement listens');
     const scrapes = [await scrape(), await scrape()];
 
     for (const after of scrapes) {

@@ -1,74 +1,15 @@
-import { Writable } from 'node:stream';
-import { superviseWorkers, type SupervisorOptions, type WorkerHandle } from '../../src/cluster';
-import { createLogger } from '../../src/logger';
+import { fakePrimary } from '../helpers/cluster-primary';
 
 // The primary of WEB_CONCURRENCY > 1 (src/cluster.ts), fed cluster events by hand: which workers it
 // forks, replaces, signals and kills, what it logs, and how it exits. test/server/cluster.test.ts
 // runs the real thing.
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
 const FATAL = 60;
 const ERROR = 50;
 
-/** A worker that records the signals it is sent. */
-class FakeWorker implements WorkerHandle {
-  readonly signals: NodeJS.Signals[] = [];
-  readonly process;
-  constructor(readonly id: number) {
-    this.process = { pid: 1000 + id, kill: (signal: NodeJS.Signals = 'SIGTERM') => this.signals.push(signal) > 0 };
-  }
-}
-
-/** A supervisor over fake workers, a clock the test moves, and its log in memory. */
-function primary(options: Partial<SupervisorOptions<FakeWorker>> = {}) {
-  const lines: LogLine[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  const forked: FakeWorker[] = [];
-  const exits: number[] = [];
-  let time = 0;
-  const supervisor = superviseWorkers<FakeWorker>({
-    workers: 2,
-    fork: () => {
-      const worker = new FakeWorker(forked.length + 1);
-      forked.push(worker);
-      return worker;
-    },
-    logger: createLogger('info', destination),
-    stopTimeoutMs: 15_000,
-    exit: (code) => exits.push(code),
-    minUptimeMs: 10_000,
-    maxEarlyExits: 3,
-    now: () => time,
-    ...options,
-  });
-  return {
-    supervisor,
-    forked,
-    exits,
-    lines,
-    /** Moves the clock on. */
-    wait: (ms: number) => (time += ms),
-    /** Starts the workers and lets each listen. */
-    ready() {
-      supervisor.start();
-      for (const worker of [...forked]) supervisor.listening(worker);
-    },
-  };
-}
-
 describe('the cluster primary', () => {
   it('when it starts, then it forks WEB_CONCURRENCY workers and logs once they all listen, with their pids', () => {
-    const p = primary({ workers: 3 });
+    const p = fakePrimary({ workers: 3 });
 
     p.ready();
 
@@ -78,7 +19,7 @@ describe('the cluster primary', () => {
   });
 
   it('when a worker dies while serving, then it is logged with its pid and signal and a replacement is forked', () => {
-    const p = primary();
+    const p = fakePrimary();
     p.ready();
     p.wait(60_000);
 
@@ -92,7 +33,7 @@ describe('the cluster primary', () => {
   });
 
   it('when workers keep dying right after they start, then it stops every worker and exits 1 instead of forking on', () => {
-    const p = primary();
+    const p = fakePrimary();
     p.ready();
 
     // Three early exits in a row (maxEarlyExits): the first right after it listened, each replacement before.
@@ -108,7 +49,7 @@ describe('the cluster primary', () => {
   });
 
   it('when a worker that served a while dies, then the count of early exits starts again', () => {
-    const p = primary();
+    const p = fakePrimary();
     p.ready();
     p.wait(60_000);
     p.supervisor.exited(p.forked[0]!, 1, null); // served a minute: not early
@@ -126,7 +67,7 @@ describe('the cluster primary', () => {
   });
 
   it('when a worker fails before any worker has listened, then start-up failed: it stops the others and exits 1', () => {
-    const p = primary();
+    const p = fakePrimary();
     p.supervisor.start();
 
     p.supervisor.exited(p.forked[0]!, 1, null);
@@ -143,7 +84,7 @@ describe('the cluster primary', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)(
     'when %s reaches it, then every worker gets it, none is replaced, and it exits 0 once all have exited',
     (signal) => {
-      const p = primary();
+      const p = fakePrimary();
       p.ready();
 
       p.supervisor.stop(signal);
@@ -163,7 +104,7 @@ describe('the cluster primary', () => {
   it('when a worker has not exited by the stop timeout, then it is killed and the primary exits 1', () => {
     jest.useFakeTimers();
     try {
-      const p = primary();
+      const p = fakePrimary();
       p.ready();
       p.supervisor.stop('SIGTERM');
       p.supervisor.exited(p.forked[0]!, 0, null);

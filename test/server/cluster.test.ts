@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { signRequest } from '../../src/signature/signer';
 import { uniqueEmail, GOOD_PASSWORD } from '../helpers/factories';
-import { type GatehouseProcess, startGatehouse } from '../helpers/server-process';
+import { type GatehouseProcess, lineWhere, logLines, pidServing, startCluster } from '../helpers/server-process';
 import { testClients } from '../helpers/signing';
 
 // WEB_CONCURRENCY=2 (CONTRACT.md section 1) in a real Gatehouse: a node:cluster primary and two
@@ -15,43 +15,9 @@ import { testClients } from '../helpers/signing';
 // Two workers act as one only through shared stores; without both (CI sets them), skip.
 const describeIfShared = process.env.DATABASE_URL && process.env.REDIS_URL ? describe : describe.skip;
 
-interface LogLine {
-  pid: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
 interface Reply {
   status: number;
   body: Record<string, unknown>;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Gatehouse's JSON log lines so far (anything else on its stdout and stderr is skipped). */
-function logLines(gatehouse: GatehouseProcess): LogLine[] {
-  return gatehouse
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as LogLine);
-}
-
-/** The first log line `matches` accepts, waiting for it (bounded). */
-async function lineWhere(gatehouse: GatehouseProcess, matches: (line: LogLine) => boolean, what: string): Promise<LogLine> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const line = logLines(gatehouse).find(matches);
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`gatehouse never logged ${what}:\n${gatehouse.output()}`);
-    await sleep(20);
-  }
-}
-
-/** The pid of the process that logged the request with this X-Request-Id. */
-async function pidServing(gatehouse: GatehouseProcess, requestId: string): Promise<number> {
-  const line = await lineWhere(gatehouse, (l) => JSON.stringify(l).includes(requestId), `request ${requestId}`);
-  return line.pid;
 }
 
 interface Held {
@@ -121,20 +87,8 @@ describeIfShared('WEB_CONCURRENCY=2 on PostgreSQL and Redis', () => {
   }
 
   beforeAll(async () => {
-    gatehouse = await startGatehouse({
-      WEB_CONCURRENCY: '2',
-      DATABASE_URL: process.env.DATABASE_URL!,
-      REDIS_URL: process.env.REDIS_URL!,
-      REDIS_PREFIX: `test:${randomUUID()}:`,
-      HMAC_MODE: 'required',
-      HMAC_CLIENTS: hmacClients,
-      LOG_LEVEL: 'info',
-      // Empty: the primary generates the development key, once, before it forks.
-      KEYS_DIR: keysDir,
-    });
-    const ready = await lineWhere(gatehouse, (l) => l.msg === 'all workers listening', 'that all workers listen');
-    primaryPid = ready.pid;
-    workerPids = ready.workerPids as number[];
+    // KEYS_DIR empty: the primary generates the development key, once, before it forks.
+    ({ gatehouse, primaryPid, workerPids } = await startCluster({ hmacClients, env: { KEYS_DIR: keysDir } }));
   }, 90_000);
 
   afterAll(async () => {

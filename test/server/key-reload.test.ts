@@ -2,39 +2,12 @@ import http from 'node:http';
 import { decodeProtectedHeader } from 'jose';
 import { writeNewKeyPair } from '../../src/tokens/keys';
 import { GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
-import { type GatehouseProcess, startGatehouse } from '../helpers/server-process';
+import { type GatehouseProcess, lineWhere, linesWhere, logLines, startCluster, startGatehouse } from '../helpers/server-process';
 
 // SIGHUP makes a real Gatehouse re-read KEYS_DIR (issue 12): requests in flight are not
 // dropped, the process lives on, and the new key is published. Under WEB_CONCURRENCY the
 // primary passes the signal on to its workers. The reload timer is set to an hour here, so
 // only the signal can explain a reload.
-
-interface LogLine {
-  pid: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function logLines(gatehouse: GatehouseProcess): LogLine[] {
-  return gatehouse
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as LogLine);
-}
-
-/** Every log line `matches` accepts once there are at least `count` of them (bounded). */
-async function linesWhere(gatehouse: GatehouseProcess, matches: (line: LogLine) => boolean, count: number, what: string) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const lines = logLines(gatehouse).filter(matches);
-    if (lines.length >= count) return lines;
-    if (Date.now() > deadline) throw new Error(`gatehouse never logged ${what}:\n${gatehouse.output()}`);
-    await sleep(20);
-  }
-}
 
 interface Reply {
   status: number;
@@ -84,7 +57,7 @@ describe('SIGHUP on a single server', () => {
 
   beforeAll(async () => {
     gatehouse = await startGatehouse({ LOG_LEVEL: 'info', KEYS_RELOAD_INTERVAL: '3600' });
-    pid = (await linesWhere(gatehouse, (l) => l.msg === 'gatehouse listening', 1, 'that it listens'))[0]!.pid;
+    pid = (await lineWhere(gatehouse, (l) => l.msg === 'gatehouse listening', 'that it listens')).pid;
   }, 60_000);
 
   afterAll(async () => {
@@ -108,7 +81,7 @@ describe('SIGHUP on a single server', () => {
     const { kid } = await writeNewKeyPair(gatehouse.keysDir);
 
     process.kill(pid, 'SIGHUP');
-    const [reread] = await linesWhere(gatehouse, (l) => l.msg === 'KEYS_DIR re-read', 1, 'that it re-read KEYS_DIR');
+    const reread = await lineWhere(gatehouse, (l) => l.msg === 'KEYS_DIR re-read', 'that it re-read KEYS_DIR');
     held.finish();
 
     expect(reread).toMatchObject({ pid, ok: true, changed: true });
@@ -136,9 +109,9 @@ describe('SIGHUP on a single server', () => {
     writeFileSync(`${gatehouse.keysDir}/20990101T000000Z-broken00.key.pem`, 'not a key', { mode: 0o600 });
 
     process.kill(pid, 'SIGHUP');
-    const warned = await linesWhere(gatehouse, (l) => l.msg === 'keys not reloaded: keeping the keys in use', 1, 'the failed reload');
+    const warned = await lineWhere(gatehouse, (l) => l.msg === 'keys not reloaded: keeping the keys in use', 'the failed reload');
 
-    expect(warned[0]).toMatchObject({ reason: expect.stringContaining('20990101T000000Z-broken00.key.pem') });
+    expect(warned).toMatchObject({ reason: expect.stringContaining('20990101T000000Z-broken00.key.pem') });
     expect(await jwksKids(gatehouse.baseUrl)).toEqual(before);
     expect((await fetch(`${gatehouse.baseUrl}/healthz`)).status).toBe(200);
   }, 60_000);
@@ -149,16 +122,12 @@ const describeIfPostgres = process.env.DATABASE_URL ? describe : describe.skip;
 
 describeIfPostgres('SIGHUP on the cluster primary (WEB_CONCURRENCY=2)', () => {
   let gatehouse: GatehouseProcess;
+  let primaryPid: number;
+  let workerPids: number[];
 
   beforeAll(async () => {
-    gatehouse = await startGatehouse({
-      WEB_CONCURRENCY: '2',
-      DATABASE_URL: process.env.DATABASE_URL!,
-      // No Redis needed for what is tested here: no signed requests.
-      HMAC_MODE: 'off',
-      LOG_LEVEL: 'info',
-      KEYS_RELOAD_INTERVAL: '3600',
-    });
+    // No hmacClients: no Redis needed for what is tested here, as nothing is signed.
+    ({ gatehouse, primaryPid, workerPids } = await startCluster({ env: { KEYS_RELOAD_INTERVAL: '3600' } }));
   }, 90_000);
 
   afterAll(async () => {
@@ -166,9 +135,6 @@ describeIfPostgres('SIGHUP on the cluster primary (WEB_CONCURRENCY=2)', () => {
   });
 
   it('when SIGHUP reaches the primary, then it passes it on, both workers re-read KEYS_DIR and publish the new key, and nothing exits', async () => {
-    const [ready] = await linesWhere(gatehouse, (l) => l.msg === 'all workers listening', 1, 'that all workers listen');
-    const primaryPid = ready!.pid;
-    const workerPids = ready!.workerPids as number[];
     const { kid } = await writeNewKeyPair(gatehouse.keysDir);
 
     process.kill(primaryPid, 'SIGHUP');

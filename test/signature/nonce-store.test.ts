@@ -1,28 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { AppError } from '../../src/http/problem';
-import { createRedis, type Redis } from '../../src/redis';
+import type { Redis } from '../../src/redis';
 import { MemoryNonceStore, nonceShareOf, RedisNonceStore } from '../../src/signature/nonce-store';
-import { createApp } from '../../src/app';
-import type { DatabaseHandle } from '../../src/db/database';
-import { createLogger } from '../../src/logger';
 import { createTestClock } from '../helpers/clock';
-import { openTestDatabase } from '../helpers/databases';
-import { createHarness, type Harness, testConfig } from '../helpers/harness';
-import { testKeyStore } from '../helpers/keys';
+import { createHarness, type Harness } from '../helpers/harness';
+import { connectedRedis } from '../helpers/redis-server';
 import { expectProblem, GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
 import { newNonce, signedAs, testClients } from '../helpers/signing';
 
 // The one allowed conditional skip: Redis-backed suites run where REDIS_URL is set (as in CI).
 const describeIfRedis = process.env.REDIS_URL ? describe : describe.skip;
-
-/** A client from createRedis that has connected, with errors kept out of stderr. */
-async function connectedRedis(): Promise<Redis> {
-  const redis = createRedis(process.env.REDIS_URL!);
-  redis.on('error', () => undefined);
-  if (redis.status !== 'ready') await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
-  return redis;
-}
 
 /** Resolves to the AppError code a promise rejects with. */
 async function rejectionCode(promise: Promise<unknown>): Promise<string> {
@@ -163,23 +151,15 @@ describe('MemoryNonceStore, per-client quota', () => {
 
   describe('through the app (createApp with a small store injected)', () => {
     const { ios, android, hmacClients } = testClients();
-    let h: Pick<Harness, 'app' | 'clock'>;
-    let database: DatabaseHandle;
+    let h: Harness;
     beforeAll(async () => {
-      database = await openTestDatabase('pglite');
-      const clock = createTestClock();
-      const app = createApp({
-        config: testConfig({ HMAC_MODE: 'required', HMAC_CLIENTS: hmacClients }),
-        db: database.db,
-        keys: testKeyStore().store,
-        logger: createLogger('silent'),
-        clock: clock.now,
-        nonces: new MemoryNonceStore(clock.now, 100, 2),
+      h = await createHarness({
+        env: { HMAC_MODE: 'required', HMAC_CLIENTS: hmacClients },
+        nonces: (clock) => new MemoryNonceStore(clock, 100, 2),
       });
-      h = { app, clock };
     });
     afterAll(async () => {
-      await database.close();
+      await h.close();
     });
 
     const login = () => ({ body: { email: uniqueEmail('nobody'), password: GOOD_PASSWORD } });
