@@ -5,7 +5,7 @@ import { recordEvent } from '../audit/audit.repository';
 import { addSeconds, type Clock, secondsUntil } from '../clock';
 import type { Config } from '../config';
 import { type DB, uniqueViolation } from '../db/database';
-import type { Database } from '../db/schema';
+import type { Database, MailKind } from '../db/schema';
 import { AppError } from '../http/problem';
 import type { RequestContext } from '../http/request-context';
 import type { PasswordHasher } from '../passwords/password-hasher';
@@ -50,9 +50,9 @@ export interface AuthServiceDeps {
    * Writes the new account's email-verification message in the registration's transaction
    * (recovery/, wired by app.ts: sign-in does not know how messages are made).
    */
-  onRegister?: ((trx: Kysely<Database>, user: { id: string; email: string }, at: Date) => Promise<void>) | undefined;
-  /** Told after a commit that queued a message (the registration's): wakes the mail dispatcher. */
-  onMailQueued?: (() => void) | undefined;
+  onRegister?: ((trx: Kysely<Database>, user: { id: string; email: string }, at: Date) => Promise<MailKind>) | undefined;
+  /** Told after a commit that queued a message (the registration's), of its kind: counts it and wakes the mail dispatcher. */
+  onMailQueued?: ((kind: MailKind) => void) | undefined;
 }
 
 export interface AuthEvents {
@@ -227,11 +227,11 @@ export function createAuthService(deps: AuthServiceDeps) {
           const user = await insertUser(trx, { email, username, passwordHash, roles, at });
           const { sessionId, tokens } = await startSession(trx, user.id, roles, context, at);
           await recordEvent(trx, { type: 'user.registered', userId: user.id, context, data: { sessionId }, at });
-          await onRegister?.(trx, user, at);
-          return { user: toUserView(user, roles), ...tokens };
+          const queued = await onRegister?.(trx, user, at);
+          return { queued, result: { user: toUserView(user, roles), ...tokens } };
         });
-        if (onRegister) onMailQueued?.();
-        return result;
+        if (result.queued) onMailQueued?.(result.queued);
+        return result.result;
       } catch (error) {
         // The unique indexes decide races between two registrations, not a prior SELECT.
         const constraint = uniqueViolation(error);
@@ -268,7 +268,16 @@ export function createAuthService(deps: AuthServiceDeps) {
       }
 
       return db.transaction().execute(async (trx) => {
-        const updated = await recordLoginSuccess(trx, { userId: user.id, email, ip: addressKey(context.ip), at });
+        const updated = await recordLoginSuccess(trx, {
+          userId: user.id,
+          email,
+          ip: addressKey(context.ip),
+          at,
+          checkedHash: user.password_hash,
+        });
+        // The password was reset or changed while bcrypt compared it with the old hash: it is no
+        // longer this account's password, and a session opened now would outlive the reset.
+        if (!updated) throw new AppError('INVALID_CREDENTIALS');
         const { sessionId, tokens } = await startSession(trx, user.id, user.roles, context, at);
         await recordEvent(trx, { type: 'user.logged_in', userId: user.id, context, data: { sessionId }, at });
         return { user: toUserView(updated, user.roles), ...tokens };
@@ -400,7 +409,15 @@ export function createAuthService(deps: AuthServiceDeps) {
       const passwordHash = await hasher.hash(input.newPassword);
       const at = clock();
       await db.transaction().execute(async (trx) => {
-        await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: at }).where('id', '=', userId).execute();
+        // Only over the hash the current password was checked against: a reset that committed
+        // meanwhile must not be undone by whoever knew the old password.
+        const changed = await trx
+          .updateTable('users')
+          .set({ password_hash: passwordHash, updated_at: at })
+          .where('id', '=', userId)
+          .where('password_hash', '=', user.password_hash)
+          .executeTakeFirst();
+        if (changed.numUpdatedRows === 0n) throw new AppError('INVALID_CREDENTIALS');
         // The current password was right: this address's count starts again, as after a login.
         await clearFailures(trx, { email: user.email, ip: addressKey(context.ip) }, at);
         const revoked = await revokeUserSessions(trx, userId, 'password_changed', at, currentSessionId);

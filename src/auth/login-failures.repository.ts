@@ -108,16 +108,23 @@ export async function findLock(db: Kysely<Database>, email: string, ips: readonl
  * A successful login (or password check) of `email` from `ip`: that counter starts again, and
  * the user's latest login is now. A counter a parallel failure has just locked stays locked.
  * The counter of every address together is left alone: one success does not undo
- * distributed guessing.
+ * distributed guessing. Only while the password hash is still `checkedHash`, the one the
+ * password was checked against; undefined otherwise (a reset or change committed during the
+ * bcrypt comparison): the password given is no longer the account's, and no session may be
+ * opened with it.
  */
-export async function recordLoginSuccess(db: Kysely<Database>, success: { userId: string; email: string; ip: string; at: Date }) {
+export async function recordLoginSuccess(
+  db: Kysely<Database>,
+  success: { userId: string; email: string; ip: string; at: Date; checkedHash: string },
+) {
   await clearFailures(db, { email: success.email, ip: success.ip }, success.at);
   return db
     .updateTable('users')
     .set({ last_login_at: success.at })
     .where('id', '=', success.userId)
+    .where('password_hash', '=', success.checkedHash)
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
 }
 
 /** Deletes a counter unless it is locked at `now`. */
