@@ -7,6 +7,7 @@ import { APP_ROUTES, SIGNED_PREFIXES } from './app.routes';
 import { type Clock, systemClock } from './clock';
 import type { Config } from './config';
 import type { DB } from './db/database';
+import type { MailKind } from './db/schema';
 import { errorHandler, notFound } from './http/error-handler';
 import { decodablePath } from './http/decodable-path';
 import { jsonBody } from './http/json-body';
@@ -50,8 +51,8 @@ export interface AppDeps {
   clusterPrimary?: PrimaryChannel;
   /** The server passes bcrypt in worker threads; by default it runs on the calling thread. */
   hasher?: PasswordHasher;
-  /** Called after a commit that wrote a message to the outbox: the server wakes the mail dispatcher with it. */
-  onMailQueued?: () => void;
+  /** Called after a commit that wrote a message to the outbox (after the metrics counted it): the server wakes the mail dispatcher with it. */
+  onMailQueued?: (kind: MailKind) => void;
   /** The mail dispatcher the server runs (none with MAIL_DELIVERY=outbox): the metrics count what it does. */
   mailDispatcher?: MailDispatcher;
 }
@@ -85,7 +86,12 @@ export function createApp(deps: AppDeps): Express {
     ttl: config.accessTokenTtl,
     clock,
   });
-  const recovery = createRecoveryService({ db, config, hasher, clock, onMailQueued: deps.onMailQueued });
+  // Counted when committed to the outbox, whatever MAIL_DELIVERY then does with it ("outbox" sends nothing).
+  const onMailQueued = (kind: MailKind) => {
+    metrics.mail.queued(kind);
+    deps.onMailQueued?.(kind);
+  };
+  const recovery = createRecoveryService({ db, config, hasher, clock, onMailQueued });
   const auth = createAuthService({
     db,
     config,
@@ -93,7 +99,7 @@ export function createApp(deps: AppDeps): Express {
     accessTokens,
     clock,
     onRegister: (trx, user, at) => recovery.queueVerificationOnRegister(trx, user, at),
-    onMailQueued: deps.onMailQueued,
+    onMailQueued,
     events: { accountLocked: () => metrics.lockouts.inc(), refreshTokenReused: () => metrics.reuseDetected.inc() },
   });
   const sessions = createSessionsService({ db, clock });

@@ -417,6 +417,11 @@ export const configVariables = {
       z
         .string()
         .regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')
+        // fetch refuses a URL with credentials: every event would fail until MAIL_MAX_ATTEMPTS.
+        // The events are signed with MAIL_WEBHOOK_SECRET; a receiver needing more takes it in the path.
+        .refine((value) => URL.canParse(value) && new URL(value).username === '' && new URL(value).password === '', {
+          message: 'must be a URL without user:password@ (events are signed with MAIL_WEBHOOK_SECRET)',
+        })
         .optional(),
     ),
   },

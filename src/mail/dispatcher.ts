@@ -3,12 +3,13 @@ import type { DB } from '../db/database';
 import type { MailKind } from '../db/schema';
 import type { Logger } from '../logger';
 import { type ClaimedMail, claimDueMail, markMailFailed, markMailSent, oldestUnsentMail, scheduleMailRetry } from './outbox.repository';
-import { type MailTransport, sendFailure } from './transport';
+import { MailSendError, type MailTransport, sendFailure } from './transport';
 
-/** What the dispatcher reports, for the metrics. */
+/**
+ * What the dispatcher reports, for the metrics. (Messages are counted as queued where they are
+ * committed to the outbox, app.ts's onMailQueued: with MAIL_DELIVERY=outbox there is no dispatcher.)
+ */
 export interface MailEvents {
-  /** A message taken up for its first attempt. */
-  queued(kind: MailKind): void;
   sent(kind: MailKind): void;
   retried(kind: MailKind): void;
   failed(kind: MailKind): void;
@@ -37,6 +38,12 @@ export interface DispatcherOptions {
   retryMaxSeconds?: number;
   /** How often the outbox is looked at besides wake() (ms). */
   pollIntervalMs?: number;
+  /**
+   * The longest one send may take (seconds), whatever the transport's own timeouts: an SMTP
+   * server that trickles its answers resets nodemailer's inactivity timeout at every byte. A send
+   * past it counts as a failed attempt (retried), so a pass, and with it a shutdown, always ends.
+   */
+  sendTimeoutSeconds?: number;
   /** In [0, 1): the jitter of the backoff. */
   random?: () => number;
 }
@@ -67,10 +74,11 @@ export interface MailDispatcher {
 export const DISPATCHER_DEFAULTS = {
   batchSize: 10,
   concurrency: 4,
-  // A batch is three rounds of four sends, each bounded by the transports' timeouts (10 s per
-  // connect, greeting and socket wait): well inside the lease, so no message is sent twice
-  // because its claim ran out while it was still being sent.
+  // A batch is three rounds of four sends, each bounded by sendTimeoutSeconds (and before that
+  // by the transports' own timeouts: 10 s per connect, greeting and socket wait): inside the
+  // lease, so no message is sent twice because its claim ran out while it was still being sent.
   leaseSeconds: 180,
+  sendTimeoutSeconds: 45,
   retryBaseSeconds: 30,
   retryMaxSeconds: 3600,
   pollIntervalMs: 5000,
@@ -101,7 +109,6 @@ export function createMailDispatcher(options: DispatcherOptions): MailDispatcher
   const settings = { ...DISPATCHER_DEFAULTS, ...definedOnly(options) };
   const observers: MailEvents[] = options.events ? [options.events] : [];
   const events: MailEvents = {
-    queued: (kind) => observers.forEach((o) => o.queued(kind)),
     sent: (kind) => observers.forEach((o) => o.sent(kind)),
     retried: (kind) => observers.forEach((o) => o.retried(kind)),
     failed: (kind) => observers.forEach((o) => o.failed(kind)),
@@ -115,7 +122,7 @@ export function createMailDispatcher(options: DispatcherOptions): MailDispatcher
   let lastDatabaseError = 0;
 
   async function fail(mail: ClaimedMail, reason: string): Promise<boolean> {
-    const marked = await markMailFailed(db, mail.id, clock(), reason);
+    const marked = await markMailFailed(db, mail.id, mail.attempts, clock(), reason);
     if (marked) {
       events.failed(mail.kind);
       log.error({ mailId: mail.id, kind: mail.kind, attempt: mail.attempts, reason }, 'mail delivery failed for good');
@@ -126,9 +133,6 @@ export function createMailDispatcher(options: DispatcherOptions): MailDispatcher
   /** Sends one claimed message and records the outcome; says which it was. */
   async function deliver(mail: ClaimedMail): Promise<keyof DispatchResult | undefined> {
     const now = clock();
-    // Counted when first taken up rather than at enqueue time: the callers' commit hook does
-    // not say what it queued, and this way every instance counts only what it claims.
-    if (mail.attempts === 1) events.queued(mail.kind);
     if (mail.link === null) return (await fail(mail, 'no link')) ? 'failed' : undefined;
     if (mail.expiresAt.getTime() <= now.getTime()) {
       // The token is dead: sending it now would only mislead the recipient.
@@ -139,15 +143,18 @@ export function createMailDispatcher(options: DispatcherOptions): MailDispatcher
       return (await fail(mail, 'attempts exhausted')) ? 'failed' : undefined;
     }
     try {
-      await transport.send({
-        id: mail.id,
-        kind: mail.kind,
-        to: mail.recipient,
-        link: mail.link,
-        expiresAt: mail.expiresAt,
-        createdAt: mail.createdAt,
-        attempt: mail.attempts,
-      });
+      await withinSeconds(
+        settings.sendTimeoutSeconds,
+        transport.send({
+          id: mail.id,
+          kind: mail.kind,
+          to: mail.recipient,
+          link: mail.link,
+          expiresAt: mail.expiresAt,
+          createdAt: mail.createdAt,
+          attempt: mail.attempts,
+        }),
+      );
     } catch (error) {
       const failure = sendFailure(error);
       if (failure.permanent || mail.attempts >= maxAttempts) {
@@ -247,6 +254,24 @@ export function createMailDispatcher(options: DispatcherOptions): MailDispatcher
       await transport.close();
     },
   };
+}
+
+/**
+ * `sending`, or a transient MailSendError once `seconds` have passed. The send is abandoned, not
+ * cancelled: if it still gets through, the retry sends the message again (at least once).
+ */
+async function withinSeconds(seconds: number, sending: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new MailSendError('send timed out', false)), seconds * 1000);
+  });
+  try {
+    await Promise.race([sending, deadline]);
+  } finally {
+    clearTimeout(timer);
+    // An abandoned send that fails later must not be an unhandled rejection.
+    sending.catch(() => undefined);
+  }
 }
 
 /** The options a caller gave, without the ones it left undefined (so defaults stay). */

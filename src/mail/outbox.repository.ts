@@ -91,14 +91,17 @@ export async function claimDueMail(db: Kysely<Database>, now: Date, leaseUntil: 
     .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
 }
 
-/** Records a delivery and forgets the link (and with it the token). */
+/**
+ * Records a delivery and forgets the link (and with it the token), whoever holds the claim
+ * now: a message that reached its receiver was delivered, even when the sender's lease ran out
+ * and another sender gave it up meanwhile (that failure is undone: it did not happen).
+ */
 export async function markMailSent(db: Kysely<Database>, id: string, now: Date): Promise<boolean> {
   const result = await db
     .updateTable('mail_outbox')
-    .set({ sent_at: now, link: null, last_error: null })
+    .set({ sent_at: now, failed_at: null, link: null, last_error: null })
     .where('id', '=', id)
     .where('sent_at', 'is', null)
-    .where('failed_at', 'is', null)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }
@@ -125,12 +128,17 @@ export async function scheduleMailRetry(
   return result.numUpdatedRows > 0n;
 }
 
-/** Gives a message up for good and forgets its link. */
-export async function markMailFailed(db: Kysely<Database>, id: string, now: Date, error: string): Promise<boolean> {
+/**
+ * Gives a message up for good and forgets its link, unless another sender has claimed it since
+ * (`attempts` no longer ours): that sender may be delivering it at this moment, and the row is
+ * its to decide.
+ */
+export async function markMailFailed(db: Kysely<Database>, id: string, attempts: number, now: Date, error: string): Promise<boolean> {
   const result = await db
     .updateTable('mail_outbox')
     .set({ failed_at: now, link: null, last_error: error })
     .where('id', '=', id)
+    .where('attempts', '=', attempts)
     .where('sent_at', 'is', null)
     .where('failed_at', 'is', null)
     .executeTakeFirst();

@@ -34,6 +34,27 @@ export interface WebhookTransportOptions {
   clock?: Clock;
 }
 
+/** The most of a webhook answer's body read (and thrown away) before the answer is cut off. */
+export const MAX_DISCARDED_BODY_BYTES = 64 * 1024;
+
+/** Reads and drops up to `limit` bytes of a body, then cancels the rest (closing the connection). */
+async function discardBody(response: Response, limit: number): Promise<void> {
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = response.body?.getReader();
+  if (!reader) return;
+  let read = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+      if (read > limit) break;
+    }
+  } catch {
+    return; // The timeout, or the receiver closing: the status is what counts.
+  }
+  await reader.cancel().catch(() => undefined);
+}
+
 /**
  * Statuses worth another try: the receiver is busy or failed on its side (5xx), timed out
  * (408) or asks us to slow down (429). Any other answer that is not 2xx (a redirect, 4xx) says
@@ -91,8 +112,10 @@ export function createWebhookTransport(options: WebhookTransportOptions): MailTr
         const reason = name === 'TimeoutError' ? 'timeout' : typeof cause === 'string' ? cause : name;
         throw new MailSendError(`webhook: ${reason}`, false);
       }
-      // The answer's body is not needed: read it away so the connection can be reused.
-      await response.arrayBuffer().catch(() => undefined);
+      // The answer's body is not needed: a short one is read away so the connection can be
+      // reused; anything longer is cut off, so a receiver (or whatever answers at its address)
+      // cannot make us buffer an endless answer for the length of the timeout.
+      await discardBody(response, MAX_DISCARDED_BODY_BYTES);
       if (response.status >= 200 && response.status < 300) return;
       throw new MailSendError(`webhook: HTTP ${response.status}`, !isRetryable(response.status));
     },

@@ -98,7 +98,10 @@ export function createMetrics(
     });
   }
   const mailCounter = (name: string, help: string) => new Counter({ name, help, labelNames: ['kind'] as const, registers });
-  const mailQueued = mailCounter('gatehouse_mail_messages_queued_total', 'Outbox messages taken up for delivery (first attempt), by kind');
+  const mailQueued = mailCounter(
+    'gatehouse_mail_messages_queued_total',
+    'Messages committed to the outbox (a reset or verification link to send), by kind',
+  );
   const mailSent = mailCounter('gatehouse_mail_messages_sent_total', 'Messages the webhook or SMTP server accepted, by kind');
   const mailRetried = mailCounter('gatehouse_mail_messages_retried_total', 'Failed delivery attempts scheduled for another try, by kind');
   const mailFailed = mailCounter(
@@ -159,7 +162,7 @@ export function createMetrics(
     lockouts,
     rateLimitStoreErrors,
     nonceStoreErrors,
-    /** What the mail dispatcher reports (`dispatcher.observe(metrics.mail)`). */
+    /** What the mail dispatcher reports (`dispatcher.observe(metrics.mail)`), and `queued`, which app.ts counts at each commit that queued a message. */
     mail: {
       queued: (kind: string) => mailQueued.inc({ kind }),
       sent: (kind: string) => mailSent.inc({ kind }),

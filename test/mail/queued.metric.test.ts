@@ -1,0 +1,56 @@
+import request from 'supertest';
+import { createApp } from '../../src/app';
+import { createLogger } from '../../src/logger';
+import { createTestClock } from '../helpers/clock';
+import { DATABASE_KINDS, openPrivateDatabase, type PrivateDatabase } from '../helpers/databases';
+import { GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
+import { testConfig } from '../helpers/harness';
+import { testKeyStore } from '../helpers/keys';
+
+/** One sample of the Prometheus text, or undefined when the series is absent. */
+function sample(text: string, series: string): string | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line?.slice(series.length + 1);
+}
+
+/*
+ * gatehouse_mail_messages_queued_total counts messages as they are queued (committed to the
+ * outbox), by kind, whatever MAIL_DELIVERY does with them: with `outbox` nothing is ever
+ * claimed, and the counter must still say what was asked for.
+ */
+describe.each(DATABASE_KINDS)('the queued-messages counter (%s)', (kind) => {
+  let database: PrivateDatabase;
+  beforeAll(async () => {
+    database = await openPrivateDatabase(kind, 'mail_queued');
+  });
+  afterAll(async () => {
+    await database.dispose();
+  });
+
+  it('when messages are queued with MAIL_DELIVERY=outbox, then /metrics counts them by kind at once, and requests that queue nothing do not count', async () => {
+    const app = createApp({
+      config: testConfig({ RESET_MAX_PER_HOUR: '1' }),
+      db: database.handle.db,
+      keys: testKeyStore().store,
+      logger: createLogger('silent'),
+      clock: createTestClock().now,
+    });
+    const email = uniqueEmail('queued');
+    const registered = await request(app).post('/auth/register').send({ email, password: GOOD_PASSWORD });
+    expect(registered.status).toBe(201);
+    for (let i = 0; i < 3; i++) expect((await request(app).post('/auth/password/forgot').send({ email })).status).toBe(202);
+    // No account, and over the cap: answered alike, and nothing queued.
+    expect(
+      (
+        await request(app)
+          .post('/auth/password/forgot')
+          .send({ email: uniqueEmail('nobody') })
+      ).status,
+    ).toBe(202);
+    expect((await request(app).post('/auth/email/verification').send({ email })).status).toBe(202);
+
+    const text = (await request(app).get('/metrics').expect(200)).text;
+    expect(sample(text, 'gatehouse_mail_messages_queued_total{kind="password_reset"}')).toBe('1');
+    expect(sample(text, 'gatehouse_mail_messages_queued_total{kind="email_verification"}')).toBe('1');
+  });
+});
