@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { type Clock, systemClock } from '../src/clock';
 import { CLOCK_TOLERANCE_SECONDS } from '../src/tokens/claims';
-import { buildKeyStore, filesOfKid, readKeyFiles, retirementOf } from '../src/tokens/keys';
+import { ACTIVATION_MARGIN_SECONDS, buildKeyStore, filesOfKid, readKeyFiles, retirementOf } from '../src/tokens/keys';
 import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 /** Below KEYS_DIR; the server reads only the folder's top level, so keys here are not published. */
@@ -23,7 +23,8 @@ signed are then refused before they expire (for a key that leaked, that is the p
 
 Always refuses the key that signs now (generate a newer one first: npm run keys:generate)
 and a kid that KEYS_DIR does not hold. A pending key (not yet signing) may be retired at
-once. See the kids and their states with: npm run keys:list
+once, unless it starts signing within KEYS_RELOAD_INTERVAL + ${ACTIVATION_MARGIN_SECONDS} s (an instance may sign
+with it before it re-reads the folder; --force retires it anyway). See the kids and their states with: npm run keys:list
 To undo, move the files back into KEYS_DIR.
 
 Options:
@@ -83,6 +84,11 @@ async function retire(argv: string[], io: ScriptIo, clock: Clock): Promise<void>
     const seconds = Math.ceil((retirement.safeAt.getTime() - now.getTime()) / 1000);
     throw new CliError(
       `refusing to retire ${kid}: a token it signed may be live until ${formatTime(retirement.safeAt)} (in ${seconds} s: ACCESS_TOKEN_TTL ${config.accessTokenTtl} s + ${CLOCK_TOLERANCE_SECONDS} s clock tolerance after a newer key took over); run it again then, or add --force`,
+    );
+  }
+  if (!retirement.ok && retirement.why === 'activating' && !force) {
+    throw new CliError(
+      `refusing to retire ${kid}: it is pending but starts signing at ${formatTime(retirement.activatesAt)}, sooner than every instance re-reads KEYS_DIR (KEYS_RELOAD_INTERVAL ${config.keysReloadInterval} s + ${ACTIVATION_MARGIN_SECONDS} s): one may sign with it before it sees the retirement, and those tokens would be refused; add --force if that is acceptable`,
     );
   }
   if (!retirement.ok && retirement.why === 'unknown-history' && !force) {

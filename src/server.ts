@@ -15,7 +15,7 @@ import { installProcessGuards } from './process-guards';
 import { createMailDelivery } from './mail/delivery';
 import type { MailDispatcher } from './mail/dispatcher';
 import { connectRedis, type Redis, RedisConnectError } from './redis';
-import { createKeyRing, KeyError, type KeyRing, type KeyStore, loadKeyStore } from './tokens/keys';
+import { createKeyRing, KeyError, keyFolderReloader, type KeyRing, type KeyStore, loadKeyStore } from './tokens/keys';
 
 /** Opens the database, migrating the embedded one; an external one must already be migrated. */
 async function prepareDatabase(config: Config, logger: Logger): Promise<DatabaseHandle> {
@@ -86,16 +86,14 @@ function loadKeys(config: Config, logger: Logger, checkedByPrimary: boolean): Pr
     jwtPrivateKey: config.jwtPrivateKey,
     generateIfMissing: !config.isProduction && !checkedByPrimary,
     onGenerated: (kid, file) => logger.warn({ kid, file }, 'KEYS_DIR had no signing key: generated a development key'),
-    ...(checkedByPrimary
-      ? {}
-      : {
-          onInsecureFile: (file: string, mode: number) =>
-            logger.warn(
-              { file, mode: `0${mode.toString(8)}` },
-              'private key file is readable or writable by group or others: chmod 600 it',
-            ),
-        }),
+    ...(checkedByPrimary ? {} : { onInsecureFile: reportInsecureKeyFile(logger) }),
   });
+}
+
+/** Logs a private key file open to group or others: at start-up, and at a reload that finds one. */
+function reportInsecureKeyFile(logger: Logger): (file: string, mode: number) => void {
+  return (file, mode) =>
+    logger.warn({ file, mode: `0${mode.toString(8)}` }, 'private key file is readable or writable by group or others: chmod 600 it');
 }
 
 /**
@@ -106,7 +104,11 @@ function loadKeys(config: Config, logger: Logger, checkedByPrimary: boolean): Pr
 function reloadingKeyRing(config: Config, logger: Logger, initial: KeyStore): { ring: KeyRing; stop: () => void } {
   const ring = createKeyRing({
     initial,
-    load: () => loadKeyStore({ keysDir: config.keysDir, jwtPrivateKey: config.jwtPrivateKey, generateIfMissing: false }),
+    load: keyFolderReloader({
+      keysDir: config.keysDir,
+      jwtPrivateKey: config.jwtPrivateKey,
+      onInsecureFile: reportInsecureKeyFile(logger),
+    }),
     onChange: (change) => logger.info(change, 'keys reloaded: the set of keys changed'),
     onReloadFailed: (reason) => logger.warn({ keysDir: config.keysDir, reason }, 'keys not reloaded: keeping the keys in use'),
   });

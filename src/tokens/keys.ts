@@ -324,6 +324,12 @@ export interface LoadKeysOptions {
   onInsecureFile?: (file: string, mode: number) => void;
   /** Sets {@link KeyStore.signing}; default the system time. */
   now?: Date;
+  /**
+   * Refuses (KeyError naming the file) a key file that someone other than this process's user
+   * could have put there or replaced: writable by group or others, or owned by another user
+   * than this process's, root or the folder's owner. What a reload does ({@link keyFolderReloader}).
+   */
+  refuseReplaceable?: boolean;
 }
 
 /** Permission bits for group and others: a private key is for its owner alone (as OpenSSH holds too). */
@@ -343,6 +349,38 @@ async function reportInsecureKeyFiles(dir: string, names: readonly string[], rep
   }
 }
 
+/** Write permission for group and others: whoever has it can replace a key file. */
+const GROUP_OR_OTHER_WRITE = 0o022;
+
+/**
+ * Throws a KeyError for the first key file (private or public: either is published, and
+ * verifies tokens) that is writable by group or others, or owned by a user who is neither this
+ * process's, root, nor the owner of the folder (who provisions it). A key planted by another
+ * user, through a folder they may write to, is theirs. It names the file, its mode or owner;
+ * never its content.
+ */
+async function refuseReplaceableKeyFiles(dir: string, names: readonly string[]): Promise<void> {
+  const uid = process.getuid?.();
+  // No files (JWT_PRIVATE_KEY alone, without a folder): nothing to trust. No owners on this platform.
+  if (uid === undefined || names.length === 0) return;
+  const trusted = new Set([uid, 0, (await fs.stat(dir)).uid]);
+  for (const name of [...names].sort()) {
+    let stats;
+    try {
+      stats = await fs.stat(path.join(dir, name));
+    } catch {
+      continue; // Moved away meanwhile (keys:retire).
+    }
+    const mode = stats.mode & 0o777;
+    if (mode & GROUP_OR_OTHER_WRITE) {
+      throw new KeyError(`${name}: writable by group or others (mode 0${mode.toString(8)}); not trusted until it is chmod go-w`);
+    }
+    if (!trusted.has(stats.uid)) {
+      throw new KeyError(`${name}: owned by uid ${stats.uid}, neither this process's user, root, nor the owner of KEYS_DIR; not trusted`);
+    }
+  }
+}
+
 /** Loads the key store for the service, generating a development key when allowed and needed. */
 export async function loadKeyStore(options: LoadKeysOptions): Promise<KeyStore> {
   let files = await readKeyFiles(options.keysDir);
@@ -352,6 +390,12 @@ export async function loadKeyStore(options: LoadKeysOptions): Promise<KeyStore> 
     options.onGenerated?.(kid, privateFile);
     files = await readKeyFiles(options.keysDir);
   }
+  if (options.refuseReplaceable) {
+    await refuseReplaceableKeyFiles(
+      options.keysDir,
+      files.map((f) => f.name),
+    );
+  }
   if (options.onInsecureFile) {
     await reportInsecureKeyFiles(
       options.keysDir,
@@ -360,6 +404,39 @@ export async function loadKeyStore(options: LoadKeysOptions): Promise<KeyStore> 
     );
   }
   return buildKeyStore(files, options.jwtPrivateKey, options.now);
+}
+
+export interface KeyFolderReloaderOptions {
+  keysDir: string;
+  jwtPrivateKey?: string | undefined;
+  /** As {@link LoadKeysOptions.onInsecureFile}; told once per file and mode, not at every reload. */
+  onInsecureFile?: (file: string, mode: number) => void;
+}
+
+/**
+ * How a running instance re-reads KEYS_DIR (the `load` of {@link createKeyRing}). Any key it
+ * finds is published at once, verifies tokens, and may sign: unattended, every
+ * KEYS_RELOAD_INTERVAL, a key planted in the folder would be trusted within a minute, where it
+ * used to need a restart someone watches. So a reading is refused (the ring keeps its keys and
+ * says why) while a key file could have been put there or replaced by another user: writable
+ * by group or others, or owned by neither this process's user, root, nor the folder's owner. A private key file that
+ * group or others may read is reported, as at start-up, once per file and mode.
+ */
+export function keyFolderReloader(options: KeyFolderReloaderOptions): () => Promise<KeyStore> {
+  const reported = new Set<string>();
+  return () =>
+    loadKeyStore({
+      keysDir: options.keysDir,
+      jwtPrivateKey: options.jwtPrivateKey,
+      generateIfMissing: false,
+      refuseReplaceable: true,
+      onInsecureFile: (file, mode) => {
+        const seen = `${file}\0${mode}`;
+        if (reported.has(seen)) return;
+        reported.add(seen);
+        options.onInsecureFile?.(file, mode);
+      },
+    });
 }
 
 /** What changed between two readings of the keys; only kids and file names, never key material. */
@@ -498,7 +575,8 @@ export interface RetirementRules {
 export type Retirement =
   | { ok: true; why: 'pending' | 'superseded'; safeSince?: Date }
   | { ok: false; why: 'signing' | 'unknown-kid' | 'unknown-history' }
-  | { ok: false; why: 'too-soon'; safeAt: Date };
+  | { ok: false; why: 'too-soon'; safeAt: Date }
+  | { ok: false; why: 'activating'; activatesAt: Date };
 
 /**
  * Whether retiring `kid` at `now` may refuse a token still in use. A key stops signing once a
@@ -511,7 +589,16 @@ export function retirementOf(store: KeyStore, kid: string, now: Date, rules: Ret
   if (!key) return { ok: false, why: 'unknown-kid' };
   if (store.signingAt(now).kid === kid) return { ok: false, why: 'signing' };
   // A key that has never been active never signed (unless it was the first and only one: then it signs now).
-  if (key.activatesAt !== undefined && key.activatesAt > now) return { ok: true, why: 'pending' };
+  if (key.activatesAt !== undefined && key.activatesAt > now) {
+    // But an instance reads the retirement up to KEYS_RELOAD_INTERVAL later (and its clock may
+    // be ahead): a key that will sign within that time may sign there first, and its tokens are
+    // then refused everywhere once the instances have dropped it.
+    const unseenFor = (rules.reloadInterval + ACTIVATION_MARGIN_SECONDS) * 1000;
+    const willSign = store.signingAt(key.activatesAt).kid === kid;
+    if (willSign && key.activatesAt.getTime() - now.getTime() <= unseenFor)
+      return { ok: false, why: 'activating', activatesAt: key.activatesAt };
+    return { ok: true, why: 'pending' };
+  }
   if (key.createdAt === undefined || key.source === 'JWT_PRIVATE_KEY') return { ok: false, why: 'unknown-history' };
   // The files' keys after it in name order (creation order) supersede it from their activation on.
   const newer = store.privateKeys.filter((other) => other.source.localeCompare(key.source) > 0 && other.kid !== kid);

@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadKeyStore, writeNewKeyPair } from '../../src/tokens/keys';
+import { createKeyRing, keyFolderReloader, loadKeyStore, writeNewKeyPair } from '../../src/tokens/keys';
+import { generateRsaPem } from '../helpers/keys';
 
 // Whoever reads a private signing key can mint access tokens for any user. Like OpenSSH with
 // its identity files, Gatehouse says so when a private key file in KEYS_DIR is open to group
@@ -57,5 +58,94 @@ describe('loadKeyStore and the permissions of private key files', () => {
     } finally {
       await fs.rm(empty, { recursive: true, force: true });
     }
+  });
+});
+
+// A running instance re-reads KEYS_DIR unattended, and publishes (and verifies with, and may sign
+// with) whatever key it finds there. A key file someone else could have put there or replaced is
+// not trusted by a reload: the ring keeps the keys it has, and says why, naming the file.
+describe('keyFolderReloader: re-reading KEYS_DIR while running', () => {
+  let folder: string;
+  let first: { kid: string; privateFile: string; publicFile: string };
+  beforeEach(async () => {
+    folder = await fs.mkdtemp(path.join(os.tmpdir(), 'gatehouse-key-reload-'));
+    first = await writeNewKeyPair(folder, new Date(Date.now() - 3_600_000));
+  });
+  afterEach(async () => {
+    await fs.rm(folder, { recursive: true, force: true });
+  });
+
+  async function ringOver() {
+    const reported: Array<[string, number]> = [];
+    const failures: string[] = [];
+    const load = keyFolderReloader({ keysDir: folder, onInsecureFile: (file, mode) => reported.push([file, mode]) });
+    const ring = createKeyRing({ initial: await load(), load, onReloadFailed: (reason) => failures.push(reason) });
+    return { ring, reported, failures };
+  }
+
+  it('when a reload finds a private key file open to group or others, then it is reported once, as at start-up', async () => {
+    const { ring, reported } = await ringOver();
+    const added = await writeNewKeyPair(folder);
+    await fs.chmod(added.privateFile, 0o640);
+
+    expect(await ring.reload()).toEqual({ ok: true, changed: true });
+    expect(await ring.reload()).toEqual({ ok: true, changed: false });
+
+    expect(reported).toEqual([[added.privateFile, 0o640]]);
+  });
+
+  it.each([
+    ['a public key file writable by others (0646)', 'public', 0o646],
+    ['a private key file writable by its group (0620)', 'private', 0o620],
+  ] as const)(
+    'when a reload finds %s, then the reading is refused, naming the file, and the keys in use stay',
+    async (_case, half, mode) => {
+      const { ring, failures } = await ringOver();
+      const added = await writeNewKeyPair(folder);
+      const file = half === 'public' ? added.publicFile : added.privateFile;
+      await fs.chmod(file, mode);
+
+      expect(await ring.reload()).toEqual({ ok: false, changed: false });
+
+      expect(ring.current().jwks.keys.map((key) => key.kid)).toEqual([first.kid]);
+      expect(failures).toEqual([expect.stringContaining(path.basename(file))]);
+      expect(failures[0]).toContain('writable by group or others');
+    },
+  );
+
+  it('when JWT_PRIVATE_KEY signs and KEYS_DIR does not exist, then a reload succeeds', async () => {
+    const missing = path.join(folder, 'none');
+    const load = keyFolderReloader({ keysDir: missing, jwtPrivateKey: generateRsaPem().privatePem });
+    const failures: string[] = [];
+    const ring = createKeyRing({ initial: await load(), load, onReloadFailed: (reason) => failures.push(reason) });
+
+    expect(await ring.reload()).toEqual({ ok: true, changed: false });
+    expect(failures).toEqual([]);
+  });
+
+  const runsAsRoot = process.getuid?.() === 0;
+  (runsAsRoot ? it : it.skip)(
+    'when a reload finds a key file owned by another user, then the reading is refused and the keys in use stay',
+    async () => {
+      const { ring, failures } = await ringOver();
+      const added = await writeNewKeyPair(folder, new Date(), new Date());
+      await fs.chown(added.publicFile, 4242, 4242);
+
+      expect(await ring.reload()).toEqual({ ok: false, changed: false });
+
+      expect(ring.signingKey(new Date()).kid).toBe(first.kid);
+      expect(failures).toEqual([expect.stringContaining(`${path.basename(added.publicFile)}: owned by uid 4242`)]);
+    },
+  );
+
+  (runsAsRoot ? it : it.skip)('when the folder and its key files belong to one provisioning user, then a reload reads them', async () => {
+    const { ring, failures } = await ringOver();
+    const added = await writeNewKeyPair(folder, new Date(), new Date());
+    for (const file of [folder, first.privateFile, first.publicFile, added.privateFile, added.publicFile]) await fs.chown(file, 4242, 4242);
+
+    expect(await ring.reload()).toEqual({ ok: true, changed: true });
+
+    expect(ring.signingKey(new Date()).kid).toBe(added.kid);
+    expect(failures).toEqual([]);
   });
 });

@@ -236,6 +236,21 @@ describe('retirementOf', () => {
     expect(retirementOf(store, kids.newer, at(0), rules)).toEqual({ ok: true, why: 'pending' });
   });
 
+  it('when the pending key starts signing sooner than every instance re-reads the folder, then it may not be retired without force', () => {
+    // The newer key activates at T0 + 420 s; instances may read a retirement up to 60 s (+ 60 s margin) late.
+    expect(retirementOf(store, kids.newer, at(420 - 120), rules)).toEqual({ ok: false, why: 'activating', activatesAt: at(420) });
+    expect(retirementOf(store, kids.newer, at(420 - 121), rules)).toEqual({ ok: true, why: 'pending' });
+  });
+
+  it('when a pending key will never sign (a newer key is active by then), then it may be retired at once, however soon it activates', () => {
+    const shadowed = buildKeyStore([
+      { name: '20260531T120000Z-older000.from-20260601T120010Z.key.pem', pem: older.privatePem },
+      { name: '20260601T115000Z-newer000.key.pem', pem: newer.privatePem },
+    ]);
+
+    expect(retirementOf(shadowed, kids.older, at(0), rules)).toEqual({ ok: true, why: 'pending' });
+  });
+
   it('when a newer key took over, then the old one is safe ACCESS_TOKEN_TTL plus the tolerance after that, not before', () => {
     // The newer key signs from T0 + 420 s (later than its creation + the reload interval).
     const safeAt = at(420 + 900 + 30);
