@@ -32,8 +32,8 @@ export interface RecoveryServiceDeps {
   >;
   hasher: PasswordHasher;
   clock: Clock;
-  /** Told after a commit that queued a message: wakes the mail dispatcher. */
-  onMailQueued?: (() => void) | undefined;
+  /** Told after a commit that queued a message, of its kind: counts it and wakes the mail dispatcher. */
+  onMailQueued?: ((kind: OneTimeTokenPurpose) => void) | undefined;
 }
 
 /** What each purpose's token is for: its link, lifetime, and the codes a bad one is answered with. */
@@ -125,9 +125,9 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
     return send;
   }
 
-  /** Runs a request for a message in a transaction; tells the dispatcher after the commit when one was queued. */
-  async function queueing(work: (trx: Kysely<Database>) => Promise<boolean>): Promise<void> {
-    if (await db.transaction().execute(work)) onMailQueued?.();
+  /** Runs a request for a message of `kind` in a transaction; tells of it after the commit when one was queued. */
+  async function queueing(kind: Purpose, work: (trx: Kysely<Database>) => Promise<boolean>): Promise<void> {
+    if (await db.transaction().execute(work)) onMailQueued?.(kind.purpose);
   }
 
   const always = () => true;
@@ -152,7 +152,7 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
     async forgotPassword(email: string, context: RequestContext): Promise<void> {
       const minted = mint();
       const at = clock();
-      await queueing(async (trx) => {
+      await queueing(RESET, async (trx) => {
         const user = await lockUserByEmail(trx, email);
         const send = await decide(trx, RESET, email, user, always, at);
         if (!user) return false;
@@ -208,7 +208,7 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
     async requestVerification(userId: string): Promise<void> {
       const minted = mint();
       const at = clock();
-      await queueing(async (trx) => {
+      await queueing(VERIFY, async (trx) => {
         const user = await lockUserById(trx, userId);
         if (!user) return false;
         const send = await decide(trx, VERIFY, user.email, user, unverified, at);
@@ -221,7 +221,7 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
     async resendVerification(email: string): Promise<void> {
       const minted = mint();
       const at = clock();
-      await queueing(async (trx) => {
+      await queueing(VERIFY, async (trx) => {
         const user = await lockUserByEmail(trx, email);
         const send = await decide(trx, VERIFY, email, user, unverified, at);
         if (send && user) await issue(trx, VERIFY, user, minted, at);
@@ -250,11 +250,12 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
 
     /**
      * The verification message of a new account, written in the registration's transaction
-     * (auth/ calls it through the hook app.ts wires). The caller tells the dispatcher after
-     * its commit.
+     * (auth/ calls it through the hook app.ts wires). Returns the kind it queued: the caller
+     * tells of it after its commit.
      */
-    async queueVerificationOnRegister(trx: Kysely<Database>, user: { id: string; email: string }, at: Date): Promise<void> {
+    async queueVerificationOnRegister(trx: Kysely<Database>, user: { id: string; email: string }, at: Date): Promise<OneTimeTokenPurpose> {
       await issue(trx, VERIFY, { ...user, email_verified_at: null }, mint(), at);
+      return VERIFY.purpose;
     },
   };
 }
