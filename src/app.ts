@@ -30,6 +30,7 @@ import { verifySignature } from './signature/signature.middleware';
 import { createAccessTokens } from './tokens/access-token';
 import type { KeyRing, KeyStore } from './tokens/keys';
 import { createPermissionMap } from './roles/permission-map';
+import { createRecoveryQueue, type RecoveryQueue } from './recovery/recovery.queue';
 import { createRecoveryService } from './recovery/recovery.service';
 import { findSessionWithUser } from './sessions/session.repository';
 import { createSessionsService } from './sessions/sessions.service';
@@ -55,6 +56,11 @@ export interface AppDeps {
   onMailQueued?: (kind: MailKind) => void;
   /** The mail dispatcher the server runs (none with MAIL_DELIVERY=outbox): the metrics count what it does. */
   mailDispatcher?: MailDispatcher;
+  /**
+   * Where the requests for a message by email run after their 202: the server waits for its
+   * `settled()` before closing the pool, tests before reading the outbox. By default one of the app's own.
+   */
+  recoveryQueue?: RecoveryQueue;
 }
 
 /**
@@ -91,7 +97,9 @@ export function createApp(deps: AppDeps): Express {
     metrics.mail.queued(kind);
     deps.onMailQueued?.(kind);
   };
-  const recovery = createRecoveryService({ db, config, hasher, clock, onMailQueued });
+  const recoveryQueue = deps.recoveryQueue ?? createRecoveryQueue({ logger });
+  recoveryQueue.observe(metrics.recoveryRequests);
+  const recovery = createRecoveryService({ db, config, hasher, clock, onMailQueued, queue: recoveryQueue });
   const auth = createAuthService({
     db,
     config,

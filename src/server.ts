@@ -14,6 +14,7 @@ import { createPooledPasswordHasher } from './passwords/password-hasher';
 import { installProcessGuards } from './process-guards';
 import { createMailDelivery } from './mail/delivery';
 import type { MailDispatcher } from './mail/dispatcher';
+import { createRecoveryQueue, type RecoveryQueue } from './recovery/recovery.queue';
 import { connectRedis, type Redis, RedisConnectError } from './redis';
 import { createKeyRing, KeyError, keyFolderReloader, type KeyRing, type KeyStore, loadKeyStore } from './tokens/keys';
 
@@ -180,6 +181,20 @@ async function runPrimary(config: Config, logger: Logger, exit: Exits): Promise<
 }
 
 /**
+ * Waits for the recovery queue to empty, for at most `ms`; what is left then is logged (a
+ * count: its users ask again) and fails when the pool closes.
+ */
+async function settleWithin(queue: RecoveryQueue, ms: number, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), Math.max(0, ms));
+  });
+  const late = await Promise.race([queue.settled().then(() => false), timedOut]);
+  clearTimeout(timer);
+  if (late) logger.warn({ pending: queue.pending() }, 'shutting down: recovery requests left unfinished at SHUTDOWN_TIMEOUT');
+}
+
+/**
  * One instance: opens the database and Redis, listens, and drains on SIGTERM/SIGINT. The
  * whole server with `WEB_CONCURRENCY` 1; each worker of the cluster otherwise.
  */
@@ -215,12 +230,15 @@ async function serve(config: Config, logger: Logger, exit: Exits): Promise<void>
   // cores would only make hashing queue for the CPU beside the event loops.
   const hasherThreads = Math.max(1, Math.floor(os.availableParallelism() / config.webConcurrency));
   const hasher = createPooledPasswordHasher(config.bcryptCost, hasherThreads);
+  // Requests for a message by email, answered at once and done after: waited for at shutdown.
+  const recoveryQueue = createRecoveryQueue({ logger });
   const app = createApp({
     config,
     db: database.db,
     keys: reloading.ring,
     logger,
     hasher,
+    recoveryQueue,
     poolStats: () => database.poolStats(),
     ...(worker ? { clusterPrimary: process } : {}),
     ...(redis ? { redis } : {}),
@@ -251,11 +269,16 @@ async function serve(config: Config, logger: Logger, exit: Exits): Promise<void>
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    const deadline = Date.now() + config.shutdownTimeout * 1000;
     reloading.stop();
     // Close the listener before saying so: whoever reacts to the line must find the port closed.
     const closed = closeServer(server, config.shutdownTimeout);
     logger.info({ signal }, 'shutting down: finishing requests in flight');
     await closed;
+    // The requests answered 202 whose work is still queued run before the dispatcher stops and
+    // the pool closes, within SHUTDOWN_TIMEOUT of the signal; what they commit is sent by a later
+    // pass (of any instance) if not by the one under way.
+    await settleWithin(recoveryQueue, deadline - Date.now(), logger);
     // The pass under way finishes (bounded by the transports' timeouts) before the pool closes.
     await mail?.stop();
     await database.close();

@@ -108,6 +108,12 @@ export function createMetrics(
     'gatehouse_mail_messages_failed_total',
     'Messages given up for good (refused, MAIL_MAX_ATTEMPTS reached, or expired unsent), by kind',
   );
+  const recoveryRequests = new Counter({
+    name: 'gatehouse_recovery_requests_total',
+    help: 'Requests for a reset or verification message by email, run after their answer, by outcome (done, dropped: the queue was full, failed)',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
   if (options.mailBacklogAge) {
     const backlogAge = options.mailBacklogAge;
     new Gauge({
@@ -169,6 +175,8 @@ export function createMetrics(
       retried: (kind: string) => mailRetried.inc({ kind }),
       failed: (kind: string) => mailFailed.inc({ kind }),
     },
+    /** What the recovery queue reports of each request it was given (`queue.observe(...)`). */
+    recoveryRequests: (outcome: 'done' | 'dropped' | 'failed') => recoveryRequests.inc({ outcome }),
 
     /** Times every request and counts the outcomes of login, registration and refresh. */
     middleware(): RequestHandler {

@@ -10,7 +10,7 @@ const STRICTER_LIMIT = 'Rate limited as register and login are (AUTH_RATE_LIMIT_
 
 /** How the requests that take an email answer (CONTRACT.md section 9). */
 const NO_ENUMERATION =
-  'Answered 202 with no body whether or not the email has an account, and whether or not a message is sent: at most RESET_MAX_PER_HOUR messages of a kind go to one email per hour, and requests beyond that are answered alike and send nothing.';
+  'Answered 202 with no body whether or not the email has an account, and whether or not a message is sent: at most RESET_MAX_PER_HOUR messages of a kind go to one email per hour, and requests beyond that are answered alike and send nothing. The answer comes as soon as the body is valid, before any work on the account, which is done after it: its time does not depend on the email either. So a 202 does not say the message was written: if the database fails meanwhile, nothing is sent, and the user asks again.';
 
 /** Password reset and email verification: forgot, reset, verify, and the requests for a verification message. */
 export const recoveryRoutes: RouteTable<RecoveryRoutesDeps> = [
@@ -26,8 +26,8 @@ export const recoveryRoutes: RouteTable<RecoveryRoutesDeps> = [
     response: { status: 202, description: 'Accepted (the same for every email)' },
     handler:
       ({ recovery }) =>
-      async ({ body, context }) => {
-        await recovery.forgotPassword(body.email, context);
+      ({ body, context }) => {
+        recovery.forgotPassword(body.email, context);
       },
   }),
 
@@ -79,8 +79,8 @@ export const recoveryRoutes: RouteTable<RecoveryRoutesDeps> = [
     response: { status: 202, description: 'Accepted (the same for every email)' },
     handler:
       ({ recovery }) =>
-      async ({ body }) => {
-        await recovery.resendVerification(body.email);
+      ({ body, context }) => {
+        recovery.resendVerification(body.email, context);
       },
   }),
 

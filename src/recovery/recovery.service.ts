@@ -10,6 +10,7 @@ import type { RequestContext } from '../http/request-context';
 import { countMailSince, enqueueMail } from '../mail/outbox.repository';
 import type { PasswordHasher } from '../passwords/password-hasher';
 import { checkPasswordPolicy } from '../passwords/password-policy';
+import type { RecoveryQueue } from './recovery.queue';
 import { revokeUserSessions } from '../sessions/session.repository';
 import { findUserById } from '../users/user.repository';
 import {
@@ -34,6 +35,8 @@ export interface RecoveryServiceDeps {
   clock: Clock;
   /** Told after a commit that queued a message, of its kind: counts it and wakes the mail dispatcher. */
   onMailQueued?: ((kind: OneTimeTokenPurpose) => void) | undefined;
+  /** Where the requests by email run, after their answer. */
+  queue: RecoveryQueue;
 }
 
 /** What each purpose's token is for: its link, lifetime, and the codes a bad one is answered with. */
@@ -60,11 +63,13 @@ type Recipient = { id: string; email: string; email_verified_at: Date | null };
 /**
  * Password reset and email verification (CONTRACT.md section 9). Each message is written to
  * the outbox in the transaction that makes its token; delivery happens after the commit
- * (mail/). The requests that take an email answer alike for every email: they hash a token
- * and send the database the same statements up to the point where an account is needed.
+ * (mail/). The requests that take an email answer alike for every email, and at once: their
+ * work is queued (recovery.queue.ts) and runs after the answer, so that neither the answer nor
+ * its time tells whether the email has an account. The work itself still hashes a token and
+ * sends the database the same statements up to the point where an account is needed.
  */
 export function createRecoveryService(deps: RecoveryServiceDeps) {
-  const { db, config, hasher, clock, onMailQueued } = deps;
+  const { db, config, hasher, clock, onMailQueued, queue } = deps;
 
   const RESET: Purpose = {
     purpose: 'password_reset',
@@ -130,6 +135,14 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
     if (await db.transaction().execute(work)) onMailQueued?.(kind.purpose);
   }
 
+  /**
+   * {@link queueing}, after the answer: on the queue, which logs and counts a failure (the
+   * caller has had its 202 already). The token and the time are taken now, at the request.
+   */
+  function later(kind: Purpose, requestId: string | null, work: (trx: Kysely<Database>) => Promise<boolean>): void {
+    queue.push({ kind: kind.purpose, requestId, run: () => queueing(kind, work) });
+  }
+
   const always = () => true;
   const unverified = (user: Recipient) => user.email_verified_at === null;
 
@@ -147,12 +160,13 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
   return {
     /**
      * POST /auth/password/forgot: queues a reset message for an account, answering alike for
-     * every email. Audited (`password.reset_requested`) for an existing account only.
+     * every email. Audited (`password.reset_requested`) for an existing account only. Returns
+     * before the work is done (on the queue); a failure then is logged, not thrown.
      */
-    async forgotPassword(email: string, context: RequestContext): Promise<void> {
+    forgotPassword(email: string, context: RequestContext): void {
       const minted = mint();
       const at = clock();
-      await queueing(RESET, async (trx) => {
+      later(RESET, context.requestId, async (trx) => {
         const user = await lockUserByEmail(trx, email);
         const send = await decide(trx, RESET, email, user, always, at);
         if (!user) return false;
@@ -204,7 +218,11 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
       });
     },
 
-    /** POST /users/me/email/verification: a new verification message to the caller, unless verified already or capped. */
+    /**
+     * POST /users/me/email/verification: a new verification message to the caller, unless
+     * verified already or capped. Done before the answer: the caller is known, and its time
+     * tells it nothing it does not know of its own account; a failure is its 5xx to retry.
+     */
     async requestVerification(userId: string): Promise<void> {
       const minted = mint();
       const at = clock();
@@ -217,11 +235,14 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
       });
     },
 
-    /** POST /auth/email/verification: the same, by email and without a session, answering alike for every email. */
-    async resendVerification(email: string): Promise<void> {
+    /**
+     * POST /auth/email/verification: the same, by email and without a session, answering alike
+     * for every email; after the answer, on the queue, as {@link forgotPassword}.
+     */
+    resendVerification(email: string, context: RequestContext): void {
       const minted = mint();
       const at = clock();
-      await queueing(VERIFY, async (trx) => {
+      later(VERIFY, context.requestId, async (trx) => {
         const user = await lockUserByEmail(trx, email);
         const send = await decide(trx, VERIFY, email, user, unverified, at);
         if (send && user) await issue(trx, VERIFY, user, minted, at);

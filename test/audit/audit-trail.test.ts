@@ -182,6 +182,8 @@ describe.each(DATABASE_KINDS)('audit trail (%s)', (kind) => {
     };
     const forgot = await send('post', '/auth/password/forgot', { body: { email: lockedEmail } });
     expect(forgot.res.status).toBe(202);
+    // Recorded after the answer, with the context of its request.
+    await h.settled();
     expected.push({ type: 'password.reset_requested', userId: lockedId, sent: forgot, data: { messageQueued: true } });
     h.clock.advance(1);
     const reset = await send('post', '/auth/password/reset', {

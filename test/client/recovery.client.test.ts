@@ -64,6 +64,8 @@ describe('gatehouse/client: account recovery', () => {
 
     h.clock.advance(1);
     await app.resendEmailVerification(email);
+    // Its work is done after the answer.
+    await h.settled();
     expect(await messagesTo(h.database.db, email, 'email_verification')).toHaveLength(2);
     await app.verifyEmail(await tokenFromLatestMessage(h.database.db, email, 'email_verification'));
     expect((await app.login({ email, password: GOOD_PASSWORD })).user.emailVerified).toBe(true);
@@ -83,6 +85,7 @@ describe('gatehouse/client: account recovery', () => {
     await app.register({ email, password: GOOD_PASSWORD });
 
     await app.forgotPassword(email);
+    await h.settled();
     await app.resetPassword(await tokenFromLatestMessage(h.database.db, email, 'password_reset'), NEW_PASSWORD);
 
     expect((await errorOf(app.me()))?.code).toBe('SIGNED_OUT');
@@ -99,6 +102,7 @@ describe('gatehouse/client: account recovery', () => {
     const email = uniqueEmail('client');
     await app.register({ email, password: GOOD_PASSWORD });
     await app.forgotPassword(email);
+    await h.settled();
     const token = await tokenFromLatestMessage(h.database.db, email, 'password_reset');
 
     expect(await errorOf(app.resetPassword(token, 'short'))).toMatchObject({ code: 'WEAK_PASSWORD', status: 422 });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createApp } from '../../src/app';
 import type { DatabaseHandle } from '../../src/db/database';
 import { createLogger } from '../../src/logger';
+import { createRecoveryQueue } from '../../src/recovery/recovery.queue';
 import { loadKeyStore } from '../../src/tokens/keys';
 import { createRunningClock, type RunningClock } from './clock';
 import { openTestDatabase } from './databases';
@@ -20,6 +21,8 @@ export interface AppServer {
   keysDir: string;
   /** Its clock: real time, which a test may move ahead. */
   clock: RunningClock;
+  /** Resolves once the recovery requests answered so far have done their work. */
+  settled(): Promise<void>;
   /** Stops listening and starts again on the same port and database, its keys read anew: a restart. */
   restart(): Promise<void>;
   /** Stops listening, closes the database and removes the keys folder; safe to call twice. */
@@ -41,6 +44,8 @@ export async function startAppServer(env: Record<string, string> = {}): Promise<
   let database: DatabaseHandle | undefined;
   let server: Server | undefined;
   let port = 0;
+  // One queue across restarts, as the work of a request outlives its answer.
+  const recoveryQueue = createRecoveryQueue({ logger: createLogger('silent') });
 
   async function listen(): Promise<void> {
     const keys = await loadKeyStore({ keysDir, jwtPrivateKey: config.jwtPrivateKey, generateIfMissing: false });
@@ -51,6 +56,7 @@ export async function startAppServer(env: Record<string, string> = {}): Promise<
       logger: createLogger('silent'),
       clock: clock.now,
       poolStats: database!.poolStats,
+      recoveryQueue,
     });
     const listening = app.listen(port, '127.0.0.1');
     await new Promise<void>((resolve, reject) => {
@@ -73,6 +79,7 @@ export async function startAppServer(env: Record<string, string> = {}): Promise<
 
   async function dispose(): Promise<void> {
     await close();
+    await recoveryQueue.settled();
     await database?.close();
     database = undefined;
     rmSync(keysDir, { recursive: true, force: true });
@@ -91,6 +98,7 @@ export async function startAppServer(env: Record<string, string> = {}): Promise<
     baseUrl: `http://127.0.0.1:${port}`,
     keysDir,
     clock,
+    settled: () => recoveryQueue.settled(),
     async restart() {
       await close();
       await listen();

@@ -4,6 +4,7 @@ import type { Clock } from '../../src/clock';
 import { type Config, loadConfig } from '../../src/config';
 import type { DatabaseHandle } from '../../src/db/database';
 import { createLogger, type Logger } from '../../src/logger';
+import { createRecoveryQueue } from '../../src/recovery/recovery.queue';
 import type { Redis } from '../../src/redis';
 import type { NonceStore } from '../../src/signature/nonce-store';
 import type { KeyStore } from '../../src/tokens/keys';
@@ -17,6 +18,8 @@ export interface Harness {
   database: DatabaseHandle;
   keys: KeyStore;
   clock: TestClock;
+  /** Resolves once the recovery requests answered so far have done their work (forgot, resend verification). */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,13 +60,16 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const database = options.database ?? (await openTestDatabase(options.kind ?? 'pglite'));
   const keys = options.keys ?? testKeyStore().store;
   const clock = createTestClock();
+  const logger = options.logger ?? createLogger('silent');
+  const recoveryQueue = createRecoveryQueue({ logger });
   const app = createApp({
     config,
     db: database.db,
     keys,
-    logger: options.logger ?? createLogger('silent'),
+    logger,
     clock: clock.now,
     poolStats: database.poolStats,
+    recoveryQueue,
     ...(options.redis ? { redis: options.redis } : {}),
     ...(options.nonces ? { nonces: options.nonces(clock.now) } : {}),
   });
@@ -73,7 +79,10 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     database,
     keys,
     clock,
+    settled: () => recoveryQueue.settled(),
     close: async () => {
+      // Work still queued would otherwise meet a closed database.
+      await recoveryQueue.settled();
       if (!options.database) await database.close();
     },
   };

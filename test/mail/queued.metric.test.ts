@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { createApp } from '../../src/app';
+import { createRecoveryQueue } from '../../src/recovery/recovery.queue';
 import { createLogger } from '../../src/logger';
 import { createTestClock } from '../helpers/clock';
 import { DATABASE_KINDS, openPrivateDatabase, type PrivateDatabase } from '../helpers/databases';
@@ -27,13 +28,15 @@ describe.each(DATABASE_KINDS)('the queued-messages counter (%s)', (kind) => {
     await database.dispose();
   });
 
-  it('when messages are queued with MAIL_DELIVERY=outbox, then /metrics counts them by kind at once, and requests that queue nothing do not count', async () => {
+  it('when messages are queued with MAIL_DELIVERY=outbox, then /metrics counts them by kind once committed, and requests that queue nothing do not count', async () => {
+    const recoveryQueue = createRecoveryQueue({ logger: createLogger('silent') });
     const app = createApp({
       config: testConfig({ RESET_MAX_PER_HOUR: '1' }),
       db: database.handle.db,
       keys: testKeyStore().store,
       logger: createLogger('silent'),
       clock: createTestClock().now,
+      recoveryQueue,
     });
     const email = uniqueEmail('queued');
     const registered = await request(app).post('/auth/register').send({ email, password: GOOD_PASSWORD });
@@ -48,9 +51,13 @@ describe.each(DATABASE_KINDS)('the queued-messages counter (%s)', (kind) => {
       ).status,
     ).toBe(202);
     expect((await request(app).post('/auth/email/verification').send({ email })).status).toBe(202);
+    // The requests by email are done after their answers.
+    await recoveryQueue.settled();
 
     const text = (await request(app).get('/metrics').expect(200)).text;
     expect(sample(text, 'gatehouse_mail_messages_queued_total{kind="password_reset"}')).toBe('1');
     expect(sample(text, 'gatehouse_mail_messages_queued_total{kind="email_verification"}')).toBe('1');
+    // Each of the five requests by email ran to its end, queuing a message or not.
+    expect(sample(text, 'gatehouse_recovery_requests_total{outcome="done"}')).toBe('5');
   });
 });

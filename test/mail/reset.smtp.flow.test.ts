@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { createApp } from '../../src/app';
+import { createRecoveryQueue } from '../../src/recovery/recovery.queue';
 import { createMailDelivery } from '../../src/mail/delivery';
 import type { MailDispatcher } from '../../src/mail/dispatcher';
 import { createTestClock } from '../helpers/clock';
@@ -37,6 +38,7 @@ describe.each(DATABASE_KINDS)('password reset by SMTP, end to end (%s)', (kind) 
     });
     mail = (await createMailDelivery({ config, db: database.handle.db, logger, clock: clock.now }))!;
     let wakes = 0;
+    const recoveryQueue = createRecoveryQueue({ logger });
     const app = createApp({
       config,
       db: database.handle.db,
@@ -46,12 +48,14 @@ describe.each(DATABASE_KINDS)('password reset by SMTP, end to end (%s)', (kind) 
       mailDispatcher: mail,
       // The server wakes the dispatcher here; the test runs the pass itself, explicitly.
       onMailQueued: () => void wakes++,
+      recoveryQueue,
     });
     const user = await registerUser(app);
     await mail.dispatchOnce();
     smtp.received.length = 0;
 
     await request(app).post('/auth/password/forgot').send({ email: user.email }).expect(202);
+    await recoveryQueue.settled();
     expect(wakes).toBeGreaterThanOrEqual(1);
     expect(smtp.received).toHaveLength(0);
     expect(await mail.dispatchOnce()).toEqual({ sent: 1, retried: 0, failed: 0 });

@@ -209,6 +209,7 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
     const user = await registerUser(h.app); // a verification token, valid EMAIL_VERIFY_TTL (one day)
     await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202); // a reset token, PASSWORD_RESET_TTL
     await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202); // supersedes the first
+    await h.settled();
     const messages = await db().selectFrom('mail_outbox').select(['id', 'kind']).orderBy('kind').orderBy('id').execute();
     expect(messages.map((message) => message.kind)).toEqual(['email_verification', 'password_reset', 'password_reset']);
     // One delivered, one failed for good, one still waiting for the dispatcher.
@@ -237,10 +238,12 @@ describe.each(DATABASE_KINDS)('prune (%s)', (kind) => {
     for (let i = 0; i < h.config.resetMaxPerHour; i += 1) {
       await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202);
     }
+    await h.settled();
     await db().updateTable('mail_outbox').set({ sent_at: h.clock.now(), link: null }).execute();
     h.clock.advance(60 * 59);
     expect((await prune(db(), options())).mailOutbox).toBe(0);
     await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202);
+    await h.settled();
     const resets = await db().selectFrom('mail_outbox').select('id').where('kind', '=', 'password_reset').execute();
     expect(resets).toHaveLength(h.config.resetMaxPerHour);
   });

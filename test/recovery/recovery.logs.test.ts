@@ -21,6 +21,7 @@ describe.each(DATABASE_KINDS)('recovery and the logs (%s)', (kind) => {
     const user = await registerUser(h.app);
     const verification = await tokenFromLatestMessage(h.database.db, user.email, 'email_verification');
     await request(h.app).post('/auth/password/forgot').send({ email: user.email }).expect(202);
+    await h.settled();
     const reset = await tokenFromLatestMessage(h.database.db, user.email, 'password_reset');
     const links = (await messagesTo(h.database.db, user.email)).map((message) => message.link!);
 
@@ -35,6 +36,7 @@ describe.each(DATABASE_KINDS)('recovery and the logs (%s)', (kind) => {
       .expect(422);
     h.clock.advance(1);
     await request(h.app).post('/auth/email/verification').send({ email: user.email }).expect(202);
+    await h.settled();
 
     expect(lines.length).toBeGreaterThan(5);
     const logged = lines.join('\n');

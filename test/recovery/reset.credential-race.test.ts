@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { createApp } from '../../src/app';
+import { createRecoveryQueue } from '../../src/recovery/recovery.queue';
 import { createLogger } from '../../src/logger';
 import { createPasswordHasher, type PasswordHasher } from '../../src/passwords/password-hasher';
 import { DATABASE_KINDS } from '../helpers/databases';
@@ -53,6 +54,7 @@ describe.each(DATABASE_KINDS)('a password reset racing a credential check (%s)',
   let database: DatabaseHandle;
   let gated: ReturnType<typeof gatedHasher>;
   let app: ReturnType<typeof createApp>;
+  const recoveryQueue = createRecoveryQueue({ logger: createLogger('silent') });
 
   beforeAll(async () => {
     database = await openTestDatabase(kind);
@@ -64,6 +66,7 @@ describe.each(DATABASE_KINDS)('a password reset racing a credential check (%s)',
       logger: createLogger('silent'),
       clock: createTestClock().now,
       hasher: gated.hasher,
+      recoveryQueue,
     });
   });
   afterAll(async () => {
@@ -72,6 +75,7 @@ describe.each(DATABASE_KINDS)('a password reset racing a credential check (%s)',
 
   async function resetWithMessage(email: string) {
     expect((await request(app).post('/auth/password/forgot').send({ email })).status).toBe(202);
+    await recoveryQueue.settled();
     const token = await tokenFromLatestMessage(database.db, email, 'password_reset');
     expect((await request(app).post('/auth/password/reset').send({ token, newPassword: NEW_PASSWORD })).status).toBe(204);
   }

@@ -1,6 +1,8 @@
 import http from 'node:http';
+import { Client } from 'pg';
+import { openDatabase } from '../../src/db/database';
 import { GOOD_PASSWORD, uniqueEmail } from '../helpers/factories';
-import { type GatehouseProcess, startGatehouse } from '../helpers/server-process';
+import { type GatehouseProcess, logLines, startGatehouse } from '../helpers/server-process';
 
 // Graceful shutdown (CONTRACT.md section 1) of a real Gatehouse process.
 
@@ -83,5 +85,83 @@ describe.each(['SIGTERM', 'SIGINT'] as const)('on %s', (signal) => {
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     expect(responses.every((r) => typeof r.body.accessToken === 'string')).toBe(true);
     expect(await exitCode).toBe(0);
+  }, 60_000);
+
+  it(`when forgot requests were answered just before the signal, then every one has its message once the process has exited 0`, async () => {
+    const requests = 40;
+    gatehouse = await startGatehouse({ LOG_LEVEL: 'info', RESET_MAX_PER_HOUR: String(requests) });
+    const email = uniqueEmail('shutdown-forgot');
+    const post = (path: string, body: unknown) =>
+      fetch(`${gatehouse!.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await post('/auth/register', { email, password: GOOD_PASSWORD })).status).toBe(201);
+    // Answered at once, all of them; the signal follows the last answer, with work still queued or not:
+    // either way, every answered request must have its message once the process has exited.
+    const answers = await Promise.all(Array.from({ length: requests }, () => post('/auth/password/forgot', { email })));
+    expect(answers.map((answer) => answer.status)).toEqual(Array(requests).fill(202));
+    expect(await gatehouse.stop(signal)).toBe(0);
+
+    const database = await openDatabase({ dataDir: gatehouse.dataDir });
+    try {
+      const messages = await database.db
+        .selectFrom('mail_outbox')
+        .select('id')
+        .where('recipient', '=', email)
+        .where('kind', '=', 'password_reset')
+        .execute();
+      expect(messages).toHaveLength(requests);
+    } finally {
+      await database.close();
+    }
+    expect(logLines(gatehouse).filter((line) => line.msg === 'recovery request failed')).toEqual([]);
+  }, 60_000);
+});
+
+/** The requests answered 202 whose work waits behind them, made certain with a row lock held by the test. */
+const onPostgres = process.env.DATABASE_URL ? describe : describe.skip;
+onPostgres('on SIGTERM, with forgot requests still queued (postgres)', () => {
+  let gatehouse: GatehouseProcess | undefined;
+  let locker: Client | undefined;
+
+  afterEach(async () => {
+    await locker?.end().catch(() => undefined);
+    await gatehouse?.dispose();
+    gatehouse = undefined;
+  });
+
+  it('when more requests wait than run, then all of them are done before the pool closes, and the process exits 0', async () => {
+    // More than the queue runs at once (4): most of them wait in its backlog when the signal comes.
+    const requests = 12;
+    gatehouse = await startGatehouse({ LOG_LEVEL: 'info', DATABASE_URL: process.env.DATABASE_URL!, RESET_MAX_PER_HOUR: String(requests) });
+    const email = uniqueEmail('shutdown-queued');
+    const post = (path: string, body: unknown) =>
+      fetch(`${gatehouse!.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await post('/auth/register', { email, password: GOOD_PASSWORD })).status).toBe(201);
+    // The account's row locked from outside: each request's work waits for it, after its answer.
+    locker = new Client({ connectionString: process.env.DATABASE_URL });
+    await locker.connect();
+    await locker.query('begin');
+    await locker.query('select id from users where email = $1 for update', [email]);
+
+    const answers = await Promise.all(Array.from({ length: requests }, () => post('/auth/password/forgot', { email })));
+    expect(answers.map((answer) => answer.status)).toEqual(Array(requests).fill(202));
+    const exitCode = gatehouse.stop('SIGTERM');
+    await gatehouse.waitForOutput('shutting down');
+    await locker.query('commit');
+
+    expect(await exitCode).toBe(0);
+    const { rows } = await locker.query<{ n: string }>(
+      `select count(*)::text as n from mail_outbox where recipient = $1 and kind = 'password_reset'`,
+      [email],
+    );
+    expect(Number(rows[0]!.n)).toBe(requests);
+    expect(logLines(gatehouse).filter((line) => line.msg === 'recovery request failed')).toEqual([]);
   }, 60_000);
 });
