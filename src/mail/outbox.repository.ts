@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { Database, MailKind } from '../db/schema';
+import type { Kysely, Updateable } from 'kysely';
+import type { Database, MailKind, MailOutboxTable } from '../db/schema';
 
 /** A message to send: written in the transaction of the token its link carries. */
 export interface OutboxMessage {
@@ -117,15 +117,7 @@ export async function scheduleMailRetry(
   nextAttemptAt: Date,
   error: string,
 ): Promise<boolean> {
-  const result = await db
-    .updateTable('mail_outbox')
-    .set({ next_attempt_at: nextAttemptAt, last_error: error })
-    .where('id', '=', id)
-    .where('attempts', '=', attempts)
-    .where('sent_at', 'is', null)
-    .where('failed_at', 'is', null)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  return updateIfStillClaimed(db, id, attempts, { next_attempt_at: nextAttemptAt, last_error: error });
 }
 
 /**
@@ -134,9 +126,22 @@ export async function scheduleMailRetry(
  * its to decide.
  */
 export async function markMailFailed(db: Kysely<Database>, id: string, attempts: number, now: Date, error: string): Promise<boolean> {
+  return updateIfStillClaimed(db, id, attempts, { failed_at: now, link: null, last_error: error });
+}
+
+/**
+ * Updates a message still waiting and still claimed by the sender that counted `attempts`:
+ * whether the update took. Another sender's later claim, or an outcome already recorded, wins.
+ */
+async function updateIfStillClaimed(
+  db: Kysely<Database>,
+  id: string,
+  attempts: number,
+  changes: Updateable<MailOutboxTable>,
+): Promise<boolean> {
   const result = await db
     .updateTable('mail_outbox')
-    .set({ failed_at: now, link: null, last_error: error })
+    .set(changes)
     .where('id', '=', id)
     .where('attempts', '=', attempts)
     .where('sent_at', 'is', null)
