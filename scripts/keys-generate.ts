@@ -5,7 +5,6 @@ import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, r
 
 const HELP = `
 Usage: npm run keys:generate [-- --activate-in SECONDS | --now]
-   or: tsx scripts/keys-generate.ts [--activate-in SECONDS | --now]
 
 Writes a new RSA key pair into KEYS_DIR (default ./keys): <stamp>-<kid>.key.pem (mode 0600)
 and <stamp>-<kid>.pub.pem; with an activation time, the private key's name ends in

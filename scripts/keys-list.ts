@@ -5,7 +5,6 @@ import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, r
 
 const HELP = `
 Usage: npm run keys:list
-   or: tsx scripts/keys-list.ts
 
 Lists the keys the running instances hold (each re-reads KEYS_DIR every KEYS_RELOAD_INTERVAL
 seconds and on SIGHUP), exactly as they read them: every key in KEYS_DIR (default ./keys) is

@@ -10,7 +10,6 @@ const RETIRED_DIR = 'retired';
 
 const HELP = `
 Usage: npm run keys:retire -- --kid <kid> [--force]
-   or: tsx scripts/keys-retire.ts --kid <kid> [--force]
 
 Stops publishing a key: moves its .key.pem and .pub.pem files from KEYS_DIR into
 KEYS_DIR/retired/. Every instance stops publishing it within KEYS_RELOAD_INTERVAL seconds
