@@ -60,7 +60,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # then exit 0), so tini is not needed; it spawns no children that would need reaping.
 # Give `docker stop` more than SHUTDOWN_TIMEOUT (its default grace is also 10 s), e.g. `docker stop -t 15`.
 # Run node directly, not `npm start`: npm would rebuild (prestart) and does not pass signals on reliably.
-# Operator scripts run as npm scripts, with the server's environment, e.g. migrations before a deploy:
+# Operator scripts run as npm scripts, with the server's environment (or only DATABASE_URL and
+# what else they use), e.g. migrations before a deploy:
 #   docker run --rm --env-file prod.env gatehouse npm run migrate
 # (likewise migrate:status, migrate:down, keys:generate, keys:list, keys:retire, user:grant, user:revoke, prune, mail:show).
 STOPSIGNAL SIGTERM

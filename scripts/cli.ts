@@ -125,9 +125,13 @@ export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options'
   return parsed;
 }
 
-/** The service's configuration, read exactly as the server reads it (`.env` included by the caller). */
+/**
+ * The service's configuration, read as the server reads it (`.env` included by the caller), but
+ * without the rules that only a server answering requests needs (signing clients, workers, mail):
+ * an operator runs `npm run migrate` with `DATABASE_URL`, not the whole serving setup.
+ */
 export function loadScriptConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return loadConfig(env);
+  return loadConfig(env, { serving: false });
 }
 
 /**

@@ -516,6 +516,12 @@ export interface ConfigRule {
   /** Completes "Invalid configuration: VARIABLE …"; names other variables in capitals. */
   readonly message: string;
   readonly holds: (config: Config) => boolean;
+  /**
+   * A rule about serving requests (signing clients, workers, mail delivery). Operator scripts
+   * serve none, so they skip it: `npm run migrate` in the image needs DATABASE_URL, not
+   * HMAC_CLIENTS.
+   */
+  readonly servingOnly?: true;
 }
 
 export const configRules: readonly ConfigRule[] = [
@@ -523,6 +529,7 @@ export const configRules: readonly ConfigRule[] = [
     variable: 'HMAC_CLIENTS',
     message: 'must list at least one client when HMAC_MODE is required',
     holds: (config) => config.hmacMode !== 'required' || config.hmacClients.size > 0,
+    servingOnly: true,
   },
   {
     variable: 'SESSION_MAX_AGE',
@@ -533,21 +540,25 @@ export const configRules: readonly ConfigRule[] = [
     variable: 'WEB_CONCURRENCY',
     message: "above 1 needs DATABASE_URL: the embedded database is one process's",
     holds: (config) => config.webConcurrency === 1 || config.databaseUrl !== undefined,
+    servingOnly: true,
   },
   {
     variable: 'WEB_CONCURRENCY',
     message: 'above 1 needs REDIS_URL unless HMAC_MODE is off: a nonce seen by one worker must be refused by all',
     holds: (config) => config.webConcurrency === 1 || config.hmacMode === 'off' || config.redisUrl !== undefined,
+    servingOnly: true,
   },
   {
     variable: 'MAIL_DELIVERY',
     message: 'webhook needs MAIL_WEBHOOK_URL and MAIL_WEBHOOK_SECRET',
     holds: (config) => config.mailDelivery !== 'webhook' || (config.mailWebhookUrl !== undefined && config.mailWebhookSecret !== undefined),
+    servingOnly: true,
   },
   {
     variable: 'MAIL_DELIVERY',
     message: 'smtp needs SMTP_URL',
     holds: (config) => config.mailDelivery !== 'smtp' || config.smtpUrl !== undefined,
+    servingOnly: true,
   },
 ];
 
@@ -572,9 +583,11 @@ function dependentDefault(name: string, variable: ConfigVariable, parsed: Readon
 /**
  * Parses and validates the environment. Throws a {@link ConfigError} naming the first
  * bad variable (in declaration order), then the first broken rule between variables;
- * the returned object is frozen.
+ * the returned object is frozen. `serving: false` (the operator scripts) skips the rules
+ * that only matter to a server answering requests; every value is still checked.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { serving?: boolean } = {}): Config {
+  const serving = options.serving ?? true;
   const parsed = new Map<string, unknown>();
   const settings: Record<string, unknown> = {};
   for (const [name, variable] of Object.entries(configVariables) as [string, ConfigVariable][]) {
@@ -589,7 +602,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...base,
     ...(Object.fromEntries(Object.entries(derived).map(([property, derive]) => [property, derive(base)])) as Derived),
   };
-  const broken = configRules.find((rule) => !rule.holds(config));
+  const broken = configRules.find((rule) => (serving || !rule.servingOnly) && !rule.holds(config));
   if (broken) throw invalid(broken.variable, broken.message);
   return Object.freeze(config);
 }

@@ -1,4 +1,5 @@
-import { CliError, parseCommandLine } from '../../scripts/cli';
+import { CliError, loadScriptConfig, parseCommandLine } from '../../scripts/cli';
+import { loadConfig } from '../../src/config';
 
 // The operator scripts' shared command-line parsing (scripts/cli.ts), in process.
 
@@ -40,5 +41,23 @@ describe('parseCommandLine', () => {
 
   it('when tokens follow --, then they are positionals, left as they are', () => {
     expect(() => parse('--', '--kid', '-x')).toThrow(/unexpected argument "--kid"/);
+  });
+});
+
+describe('loadScriptConfig', () => {
+  const production = { NODE_ENV: 'production', DATABASE_URL: 'postgres://gatehouse@db.internal:5432/gatehouse' };
+
+  it('when production runs a script without the serving setup, then the rules only a server needs are not asked for', () => {
+    // The server refuses this environment: HMAC is required in production and no client is listed.
+    expect(() => loadConfig(production)).toThrow(/HMAC_CLIENTS must list at least one client/);
+    const config = loadScriptConfig({ ...production, WEB_CONCURRENCY: '4', MAIL_DELIVERY: 'smtp' });
+    expect(config).toMatchObject({ isProduction: true, databaseUrl: production.DATABASE_URL, webConcurrency: 4 });
+  });
+
+  it('when a value is bad, or a rule scripts rely on breaks, then a script refuses it as the server does', () => {
+    expect(() => loadScriptConfig({ ...production, DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL must be a postgres/);
+    expect(() => loadScriptConfig({ ...production, ACCESS_TOKEN_TTL: '900', SESSION_MAX_AGE: '60' })).toThrow(
+      /SESSION_MAX_AGE must be at least ACCESS_TOKEN_TTL/,
+    );
   });
 });
