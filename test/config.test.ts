@@ -1,18 +1,8 @@
-import { ConfigError, loadConfig } from '../src/config';
+import { loadConfig } from '../src/config';
+import { configErrorOf } from './helpers/config';
 
 const SECRET_A = 'a'.repeat(32);
 const SECRET_B = 'B0123456789abcdefghijklmnopqrstuvwxyz';
-
-/** The error loadConfig throws for an environment, or fails the test when it accepts it. */
-function configErrorOf(env: NodeJS.ProcessEnv): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error(`loadConfig accepted ${JSON.stringify(Object.keys(env))}`);
-}
 
 describe('loadConfig', () => {
   it('when the environment is empty, then every setting has the default of CONTRACT.md section 1', () => {

@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig } from '../src/config';
+import { loadConfig } from '../src/config';
+import { configErrorOf } from './helpers/config';
 
 // WEB_CONCURRENCY (CONTRACT.md section 1): worker processes sharing the port, each a separate
 // instance. Above 1, what one process would keep to itself must be shared: the database, and
@@ -6,17 +7,6 @@ import { ConfigError, loadConfig } from '../src/config';
 
 const DATABASE_URL = 'postgres://gatehouse@db:5432/gatehouse';
 const REDIS_URL = 'redis://cache:6379';
-
-/** The error loadConfig throws for an environment, or fails the test when it accepts it. */
-function configErrorOf(env: NodeJS.ProcessEnv): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-}
 
 describe('WEB_CONCURRENCY', () => {
   it('when it is unset, then one process serves, with or without shared stores', () => {

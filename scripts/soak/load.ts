@@ -248,7 +248,8 @@ async function adminRead(state: LoadState, user: SoakUser): Promise<void> {
   }
 }
 
-function refreshRequest(kind: string, token: string) {
+/** A refresh of `token`, counted under `kind`, expecting 200. */
+export function refreshRequest(kind: string, token: string) {
   return { kind, method: 'POST' as const, path: '/auth/refresh', body: { refreshToken: token }, expect: [{ status: 200 }] };
 }
 

@@ -80,11 +80,16 @@ export class Stats {
   }
 }
 
+/** An answer as the report names it: `401 SESSION_REVOKED`, or `no answer` for status 0. */
+export function answerLabel(status: number, code: string | undefined): string {
+  return `${status === 0 ? 'no answer' : status}${code ? ` ${code}` : ''}`;
+}
+
 /** `unexpected` grouped: `me 401 SESSION_REVOKED ×3`, most frequent first. */
 export function summarizeUnexpected(unexpected: readonly Unexpected[], max = 6): string[] {
   const counts = new Map<string, number>();
   for (const { kind, status, code } of unexpected) {
-    const key = `${kind} ${status === 0 ? 'no answer' : status}${code ? ` ${code}` : ''}`;
+    const key = `${kind} ${answerLabel(status, code)}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const lines = [...counts].sort((a, b) => b[1] - a[1]).map(([key, count]) => `${key} ×${count}`);

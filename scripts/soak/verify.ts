@@ -3,7 +3,8 @@ import { sql } from 'kysely';
 import type { DB } from '../../src/db/database';
 import type { ApiVerification, DatabaseSession, RedisKeyTtl } from './checks';
 import { Stopped } from './http';
-import { type LoadState, newSession, type SoakSession, type SoakUser } from './load';
+import { type LoadState, newSession, refreshRequest, type SoakSession, type SoakUser } from './load';
+import { answerLabel } from './stats';
 
 /**
  * After the load, through the API, for every user the soak registered: each live session's
@@ -38,8 +39,6 @@ export async function verifyThroughApi(state: LoadState, concurrency: number, de
   return result;
 }
 
-const describe = (status: number, code: string | undefined) => `${status === 0 ? 'no answer' : status}${code ? ` ${code}` : ''}`;
-
 async function verifyUser(state: LoadState, user: SoakUser, result: ApiVerification): Promise<void> {
   const { http } = state;
   // An uncertain session (a refresh that got a 5xx or no answer) is checked too: its head is
@@ -47,13 +46,7 @@ async function verifyUser(state: LoadState, user: SoakUser, result: ApiVerificat
   // successor if it did (within the grace window).
   for (const session of user.sessions.filter((s) => s.state === 'live' || s.state === 'uncertain')) {
     result.heads.total++;
-    const answer = await http.send({
-      kind: 'check: refresh',
-      method: 'POST',
-      path: '/auth/refresh',
-      body: { refreshToken: session.refreshToken },
-      expect: [{ status: 200 }],
-    });
+    const answer = await http.send(refreshRequest('check: refresh', session.refreshToken));
     const body = answer.body as { accessToken?: string; refreshToken?: string } | undefined;
     if (answer.status === 200 && body?.accessToken && body.refreshToken) {
       result.heads.same++;
@@ -62,7 +55,9 @@ async function verifyUser(state: LoadState, user: SoakUser, result: ApiVerificat
       session.refreshToken = body.refreshToken;
     } else {
       session.state = 'lost';
-      result.failures.push(`session ${session.id} of ${user.email}: its chain head was refused (${describe(answer.status, answer.code)})`);
+      result.failures.push(
+        `session ${session.id} of ${user.email}: its chain head was refused (${answerLabel(answer.status, answer.code)})`,
+      );
     }
   }
 
@@ -80,7 +75,7 @@ async function verifyUser(state: LoadState, user: SoakUser, result: ApiVerificat
     const expected = live.map((s) => s.id).sort();
     if (listed && listed.join() === expected.join()) result.listings.same++;
     else {
-      const what = listed ? `${listed.length} listed, ${expected.length} expected` : describe(answer.status, answer.code);
+      const what = listed ? `${listed.length} listed, ${expected.length} expected` : answerLabel(answer.status, answer.code);
       result.failures.push(`sessions of ${user.email}: ${what}`);
     }
   }
@@ -94,7 +89,7 @@ async function verifyUser(state: LoadState, user: SoakUser, result: ApiVerificat
   });
   const tokens = login.body as { accessToken?: string; refreshToken?: string } | undefined;
   if (login.status !== 200 || !tokens?.accessToken || !tokens.refreshToken) {
-    result.failures.push(`login of ${user.email}: ${describe(login.status, login.code)}`);
+    result.failures.push(`login of ${user.email}: ${answerLabel(login.status, login.code)}`);
     return;
   }
   result.loggedIn++;

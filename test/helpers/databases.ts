@@ -138,6 +138,8 @@ export async function createScratchDatabase(prefix: string): Promise<ScratchData
 
 export interface PrivateDatabase {
   handle: DatabaseHandle;
+  /** On PostgreSQL, the scratch database's URL (for more pools, or connections of the test's own). */
+  url?: string;
   dispose(): Promise<void>;
 }
 
@@ -156,6 +158,7 @@ export async function openPrivateDatabase(kind: DatabaseKind, prefix: string): P
   await migrateToLatest(handle.db);
   return {
     handle,
+    url: scratch.url,
     dispose: async () => {
       await handle.close();
       await scratch.drop();

@@ -91,10 +91,14 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
 /**
  * A second instance beside `first`, as a second server would be: on PostgreSQL with a pool of
  * its own; the embedded database is one process's, so there both apps share its handle. Same
- * signing keys, and its clock set to the first's.
+ * signing keys, and its clock set to the first's; `env` as `first` was given it.
  */
-export async function createSecondInstance(first: Harness, kind: DatabaseKind): Promise<Harness> {
-  const second = await createHarness(kind === 'postgres' ? { kind, keys: first.keys } : { database: first.database, keys: first.keys });
+export async function createSecondInstance(first: Harness, kind: DatabaseKind, env?: Record<string, string>): Promise<Harness> {
+  const second = await createHarness({
+    ...(kind === 'postgres' ? { kind } : { database: first.database }),
+    keys: first.keys,
+    ...(env ? { env } : {}),
+  });
   second.clock.set(first.clock.now());
   return second;
 }

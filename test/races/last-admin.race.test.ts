@@ -1,8 +1,7 @@
 import request from 'supertest';
-import { type DatabaseHandle, openDatabase } from '../../src/db/database';
-import { migrateToLatest } from '../../src/db/migrator';
+import { openDatabase } from '../../src/db/database';
 import { countActiveAdmins } from '../../src/roles/roles.repository';
-import { createScratchDatabase, DATABASE_KINDS, type DatabaseKind, openPgliteFrom } from '../helpers/databases';
+import { DATABASE_KINDS, type DatabaseKind, openPrivateDatabase } from '../helpers/databases';
 import { bearer, expectProblem, makeAdmin, registerUser, type RegisteredUser } from '../helpers/factories';
 import { createHarness, type Harness } from '../helpers/harness';
 
@@ -14,23 +13,16 @@ import { createHarness, type Harness } from '../helpers/harness';
 
 /** Two instances over a database no other suite touches: on PostgreSQL each with its own pool. */
 async function twoInstancesOnPrivateDatabase(kind: DatabaseKind): Promise<{ a: Harness; b: Harness; dispose(): Promise<void> }> {
-  if (kind === 'pglite') {
-    const handle = await openPgliteFrom('migrated');
-    const a = await createHarness({ database: handle });
-    const b = await createHarness({ database: handle, keys: a.keys });
-    return { a, b, dispose: () => handle.close() };
-  }
-  const scratch = await createScratchDatabase('races_admin');
-  const handles: DatabaseHandle[] = [await openDatabase({ databaseUrl: scratch.url }), await openDatabase({ databaseUrl: scratch.url })];
-  await migrateToLatest(handles[0]!.db);
-  const a = await createHarness({ database: handles[0]! });
-  const b = await createHarness({ database: handles[1]!, keys: a.keys });
+  const database = await openPrivateDatabase(kind, 'races_admin');
+  const second = database.url ? await openDatabase({ databaseUrl: database.url }) : database.handle;
+  const a = await createHarness({ database: database.handle });
+  const b = await createHarness({ database: second, keys: a.keys });
   return {
     a,
     b,
     dispose: async () => {
-      await Promise.all(handles.map((handle) => handle.close()));
-      await scratch.drop();
+      if (second !== database.handle) await second.close();
+      await database.dispose();
     },
   };
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { DATABASE_KINDS } from '../helpers/databases';
 import { expectProblem, GOOD_PASSWORD, registerUser, uniqueEmail } from '../helpers/factories';
-import { createHarness, type Harness } from '../helpers/harness';
+import { createHarness, createSecondInstance, type Harness } from '../helpers/harness';
 
 // CONTRACT.md section 7 under a burst: wrong passwords for one email arriving all at once, on
 // two instances, against the lockout threshold. The counter is one upsert whose row lock orders
@@ -27,13 +27,7 @@ describe.each(DATABASE_KINDS)('wrong passwords racing the lockout threshold on t
   /** Two instances over one database, with `env`; X-Forwarded-For sets each request's address. */
   async function twoInstances(env: Record<string, string>): Promise<[Harness, Harness]> {
     const a = await createHarness({ kind, env: { TRUST_PROXY: '1', ...env } });
-    const b = await createHarness({
-      ...(kind === 'postgres' ? { kind } : { database: a.database }),
-      keys: a.keys,
-      env: { TRUST_PROXY: '1', ...env },
-    });
-    b.clock.set(a.clock.now());
-    return [a, b];
+    return [a, await createSecondInstance(a, kind, { TRUST_PROXY: '1', ...env })];
   }
 
   const login = (h: Harness, email: string, password: string, address: string) =>
