@@ -51,6 +51,11 @@ export function lineWriter(out: Output): (line: string) => void {
   };
 }
 
+/** An instant as the scripts print it: ISO 8601 in UTC, to the second (`2026-11-23T13:21:55Z`). */
+export function formatInstant(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 /** What a script accepts, and the help text `--help` prints. */
 export interface CommandSpec<O extends NonNullable<ParseArgsConfig['options']>> {
   /** The npm script name, used as the prefix of error lines. */

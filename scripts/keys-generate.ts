@@ -1,7 +1,14 @@
 import path from 'node:path';
 import { addSeconds, type Clock, systemClock } from '../src/clock';
-import { defaultActivationDelaySeconds, JWKS_MAX_AGE_SECONDS, PRIVATE_SUFFIX, readKeyFiles, writeNewKeyPair } from '../src/tokens/keys';
-import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
+import {
+  ACTIVATION_MARGIN_SECONDS,
+  defaultActivationDelaySeconds,
+  JWKS_MAX_AGE_SECONDS,
+  PRIVATE_SUFFIX,
+  readKeyFiles,
+  writeNewKeyPair,
+} from '../src/tokens/keys';
+import { CliError, formatInstant, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 const HELP = `
 Usage: npm run keys:generate [-- --activate-in SECONDS | --now]
@@ -60,7 +67,7 @@ async function generate(argv: string[], io: ScriptIo, clock: Clock): Promise<voi
   print(`  kid          ${kid}`);
   print(`  private key  ${privateFile}`);
   print(`  public key   ${publicFile}`);
-  print(`  signs from   ${activatesAt.toISOString().replace(/\.\d{3}Z$/, 'Z')}${delay === 0 ? ' (at once)' : ` (in ${delay} s)`}`);
+  print(`  signs from   ${formatInstant(activatesAt)}${delay === 0 ? ' (at once)' : ` (in ${delay} s)`}`);
   if (config.jwtPrivateKey !== undefined) {
     print('JWT_PRIVATE_KEY is set and signs instead of any file: the new key is published only until it is unset.');
   } else if (delay === 0 && !first) {
@@ -70,7 +77,7 @@ async function generate(argv: string[], io: ScriptIo, clock: Clock): Promise<voi
     );
   } else if (delay > 0 && delay < safeDelay) {
     print(
-      `Warning: ${delay} s is less than JWKS max-age + KEYS_RELOAD_INTERVAL (+ 60 s margin) = ${safeDelay} s: ` +
+      `Warning: ${delay} s is less than JWKS max-age + KEYS_RELOAD_INTERVAL (+ ${ACTIVATION_MARGIN_SECONDS} s margin) = ${safeDelay} s: ` +
         'a verifier whose cached JWKS predates the key may refuse its first tokens until it refetches.',
     );
   }

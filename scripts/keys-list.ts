@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { type Clock, systemClock } from '../src/clock';
+import { type Clock, secondsUntil, systemClock } from '../src/clock';
 import { buildKeyStore, readKeyFiles } from '../src/tokens/keys';
-import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
+import { CliError, formatInstant, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 const HELP = `
 Usage: npm run keys:list
@@ -22,9 +22,9 @@ Options:
   -h, --help   print this help
 `;
 
-/** The ISO time without milliseconds, as in the file names' stamps. */
+/** The time to the second, as in the file names' stamps; "-" when unknown. */
 function formatTime(date: Date | undefined): string {
-  return date ? date.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-';
+  return date ? formatInstant(date) : '-';
 }
 
 /** `keys:list`: the command line's arguments in, the exit code out; `clock` is the time it acts at (tests move it). */
@@ -67,8 +67,7 @@ async function list(argv: string[], io: ScriptIo, clock: Clock): Promise<void> {
   print(line(header));
   for (const row of rows) print(line(row));
   for (const key of keys.filter((k) => store.stateAt(k.kid, now) === 'pending')) {
-    const seconds = Math.ceil((key.activatesAt!.getTime() - now.getTime()) / 1000);
-    print(`${key.kid} is pending: it signs from ${formatTime(key.activatesAt)} (in ${seconds} s).`);
+    print(`${key.kid} is pending: it signs from ${formatTime(key.activatesAt)} (in ${secondsUntil(key.activatesAt!, now)} s).`);
   }
   print(
     `${rows.length} published; every instance re-reads KEYS_DIR every ${config.keysReloadInterval} s (KEYS_RELOAD_INTERVAL) and on SIGHUP.`,

@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type Clock, systemClock } from '../src/clock';
+import { type Clock, secondsUntil, systemClock } from '../src/clock';
 import { CLOCK_TOLERANCE_SECONDS } from '../src/tokens/claims';
 import { ACTIVATION_MARGIN_SECONDS, buildKeyStore, filesOfKid, readKeyFiles, retirementOf } from '../src/tokens/keys';
-import { CliError, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
+import { CliError, formatInstant, lineWriter, loadScriptConfig, parseCommandLine, runCommand, runMain, type ScriptIo } from './cli';
 
 /** Below KEYS_DIR; the server reads only the folder's top level, so keys here are not published. */
 const RETIRED_DIR = 'retired';
@@ -31,9 +31,6 @@ Options:
   --force      retire it even though tokens it signed may still be live
   -h, --help   print this help
 `;
-
-/** The ISO time without milliseconds, as keys:list prints times. */
-const formatTime = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 async function exists(file: string): Promise<boolean> {
   try {
@@ -80,14 +77,14 @@ async function retire(argv: string[], io: ScriptIo, clock: Clock): Promise<void>
     );
   }
   if (!retirement.ok && retirement.why === 'too-soon' && !force) {
-    const seconds = Math.ceil((retirement.safeAt.getTime() - now.getTime()) / 1000);
+    const seconds = secondsUntil(retirement.safeAt, now);
     throw new CliError(
-      `refusing to retire ${kid}: a token it signed may be live until ${formatTime(retirement.safeAt)} (in ${seconds} s: ACCESS_TOKEN_TTL ${config.accessTokenTtl} s + ${CLOCK_TOLERANCE_SECONDS} s clock tolerance after a newer key took over); run it again then, or add --force`,
+      `refusing to retire ${kid}: a token it signed may be live until ${formatInstant(retirement.safeAt)} (in ${seconds} s: ACCESS_TOKEN_TTL ${config.accessTokenTtl} s + ${CLOCK_TOLERANCE_SECONDS} s clock tolerance after a newer key took over); run it again then, or add --force`,
     );
   }
   if (!retirement.ok && retirement.why === 'activating' && !force) {
     throw new CliError(
-      `refusing to retire ${kid}: it is pending but starts signing at ${formatTime(retirement.activatesAt)}, sooner than every instance re-reads KEYS_DIR (KEYS_RELOAD_INTERVAL ${config.keysReloadInterval} s + ${ACTIVATION_MARGIN_SECONDS} s): one may sign with it before it sees the retirement, and those tokens would be refused; add --force if that is acceptable`,
+      `refusing to retire ${kid}: it is pending but starts signing at ${formatInstant(retirement.activatesAt)}, sooner than every instance re-reads KEYS_DIR (KEYS_RELOAD_INTERVAL ${config.keysReloadInterval} s + ${ACTIVATION_MARGIN_SECONDS} s): one may sign with it before it sees the retirement, and those tokens would be refused; add --force if that is acceptable`,
     );
   }
   if (!retirement.ok && retirement.why === 'unknown-history' && !force) {
@@ -109,7 +106,7 @@ async function retire(argv: string[], io: ScriptIo, clock: Clock): Promise<void>
   for (const name of names) print(`  ${name}`);
   if (!retirement.ok) print('Forced: tokens it signed that have not expired yet will be refused.');
   else if (retirement.why === 'pending') print('It was pending: it never signed a token.');
-  else if (retirement.safeSince) print(`No token it signed has been live since ${formatTime(retirement.safeSince)}.`);
+  else if (retirement.safeSince) print(`No token it signed has been live since ${formatInstant(retirement.safeSince)}.`);
   print(
     `Every instance stops publishing it within ${config.keysReloadInterval} s (KEYS_RELOAD_INTERVAL), or at once on SIGHUP; no restart is needed.`,
   );

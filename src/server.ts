@@ -8,6 +8,7 @@ import { type Config, ConfigError, loadConfig } from './config';
 import { DataDirInUseError } from './db/data-dir-lock';
 import { type DatabaseHandle, openDatabase } from './db/database';
 import { migrateToLatest, migrationStatus } from './db/migrator';
+import { answersWithin } from './health/health.routes';
 import { createProcessLogger, type Logger } from './logger';
 import { collectClusterMetrics } from './metrics/cluster-metrics';
 import { createPooledPasswordHasher } from './passwords/password-hasher';
@@ -185,13 +186,8 @@ async function runPrimary(config: Config, logger: Logger, exit: Exits): Promise<
  * count: its users ask again) and fails when the pool closes.
  */
 async function settleWithin(queue: RecoveryQueue, ms: number, logger: Logger): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(true), Math.max(0, ms));
-  });
-  const late = await Promise.race([queue.settled().then(() => false), timedOut]);
-  clearTimeout(timer);
-  if (late) logger.warn({ pending: queue.pending() }, 'shutting down: recovery requests left unfinished at SHUTDOWN_TIMEOUT');
+  const settled = await answersWithin(queue.settled(), Math.max(0, ms));
+  if (!settled) logger.warn({ pending: queue.pending() }, 'shutting down: recovery requests left unfinished at SHUTDOWN_TIMEOUT');
 }
 
 /**

@@ -10,7 +10,8 @@ const READY_TIMEOUT_MS = 2000;
 /** How long a client (or load balancer) should wait before asking /readyz again. */
 const NOT_READY_RETRY_AFTER_SECONDS = 5;
 
-async function answersWithin(check: Promise<unknown>, ms: number): Promise<boolean> {
+/** Whether `check` resolves within `ms` (false when it rejects or is late; a late one is left to run). */
+export async function answersWithin(check: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms);

@@ -91,20 +91,30 @@ export function rateLimits(deps: RateLimitDeps): { global: RequestHandler; auth:
  * that is the peer's address, read without Express's X-Forwarded-For parsing.
  */
 function clientKey(peerOnly: boolean): (req: Request) => string {
-  const ipv6Keys = new Map<string, string>();
+  // Bounded: a client that walks its /64 must not grow this without end.
+  const ipv6KeyOf = boundedMemo((ip) => ipKeyGenerator(ip, 56));
   return (req) => {
     const ip = peerOnly ? req.socket.remoteAddress : req.ip;
     if (ip === undefined) return 'undefined';
     // No IPv4 address holds a colon: the common case needs no parsing.
-    if (!ip.includes(':')) return ip;
-    let key = ipv6Keys.get(ip);
-    if (key === undefined) {
-      // Bounded: a client that walks its /64 must not grow this without end.
-      if (ipv6Keys.size >= 10_000) ipv6Keys.clear();
-      key = ipKeyGenerator(ip, 56);
-      ipv6Keys.set(ip, key);
+    return ip.includes(':') ? ipv6KeyOf(ip) : ip;
+  };
+}
+
+/** Clients remembered per cache below; past this the cache starts again empty. */
+const CLIENTS_REMEMBERED = 10_000;
+
+/** `make(key)`, computed once per key while at most {@link CLIENTS_REMEMBERED} keys are held. */
+function boundedMemo(make: (key: string) => string): (key: string) => string {
+  const made = new Map<string, string>();
+  return (key) => {
+    let value = made.get(key);
+    if (value === undefined) {
+      if (made.size >= CLIENTS_REMEMBERED) made.clear();
+      value = make(key);
+      made.set(key, value);
     }
-    return key;
+    return value;
   };
 }
 
@@ -131,16 +141,9 @@ function fixedWindowLimit(options: LimitOptions): RequestHandler {
   // of the key's SHA-256, as base64 (draft-8 `pk`, computed as express-rate-limit does).
   // It depends on the key alone: made once per client (bounded, as the IPv6 keys), whichever
   // store counts, so no request but a client's first hashes anything.
-  const policies = new Map<string, string>();
-  const policyOf = (key: string) => {
-    let policy = policies.get(key);
-    if (policy === undefined) {
-      if (policies.size >= 10_000) policies.clear();
-      policy = `${policyPrefix}${Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64')}:`;
-      policies.set(key, policy);
-    }
-    return policy;
-  };
+  const policyOf = boundedMemo(
+    (key) => `${policyPrefix}${Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64')}:`,
+  );
 
   const answer = (key: string, count: WindowCount, res: Response, next: (error?: unknown) => void) => {
     const resetSeconds = Math.max(0, Math.ceil((count.resetAt - now()) / 1000));

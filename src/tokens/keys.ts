@@ -504,14 +504,9 @@ function changeBetween(before: KeyStore, after: KeyStore, now: Date): KeyRingCha
   };
 }
 
-/** A ring over a fixed key set: what tests and tools that never reload hand to the app. */
-export function staticKeyRing(store: KeyStore): KeyRing {
-  return createKeyRing({ initial: store });
-}
-
-/** Accepts either a ring or a fixed key set, as the app's dependencies may give one. */
+/** Accepts either a ring or a fixed key set (tests, tools that never reload): the set as a ring that never reloads. */
 export function asKeyRing(keys: KeyStore | KeyRing): KeyRing {
-  return 'signingKey' in keys ? keys : staticKeyRing(keys);
+  return 'signingKey' in keys ? keys : createKeyRing({ initial: keys });
 }
 
 export function createKeyRing(options: KeyRingOptions): KeyRing {
