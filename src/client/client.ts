@@ -312,6 +312,14 @@ export function createClient(options: ClientOptions): GatehouseClient {
     return answer.res;
   }
 
+  /** A call of the signed-in user's own: refused as NO_SESSION without tokens, else its answer when 2xx, or Gatehouse's code. */
+  async function sessionCall(path: string, init?: CallInit): Promise<Response> {
+    if (!(await storage.get())) throw new GatehouseError('SIGNED_OUT', undefined, undefined, 'NO_SESSION');
+    const res = await authorizedFetch(path, init);
+    if (!res.ok) throw await errorFrom(res);
+    return res;
+  }
+
   /** A call without a session whose success has no body (202, 204): resolves, or rejects with Gatehouse's code. */
   async function accepted(path: string, input: unknown): Promise<void> {
     const res = await send('POST', path, { body: input });
@@ -345,10 +353,7 @@ export function createClient(options: ClientOptions): GatehouseClient {
     },
 
     async me() {
-      if (!(await storage.get())) throw new GatehouseError('SIGNED_OUT', undefined, undefined, 'NO_SESSION');
-      const res = await authorizedFetch('/users/me');
-      if (!res.ok) throw await errorFrom(res);
-      return (await res.json()) as Me;
+      return (await (await sessionCall('/users/me')).json()) as Me;
     },
 
     forgotPassword: (email) => accepted('/auth/password/forgot', { email }),
@@ -357,9 +362,7 @@ export function createClient(options: ClientOptions): GatehouseClient {
     resendEmailVerification: (email) => accepted('/auth/email/verification', { email }),
 
     async requestEmailVerification() {
-      if (!(await storage.get())) throw new GatehouseError('SIGNED_OUT', undefined, undefined, 'NO_SESSION');
-      const res = await authorizedFetch('/users/me/email/verification', { method: 'POST' });
-      if (!res.ok) throw await errorFrom(res);
+      await sessionCall('/users/me/email/verification', { method: 'POST' });
     },
 
     fetch: authorizedFetch,

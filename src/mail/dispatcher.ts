@@ -143,8 +143,9 @@ export function createMailDispatcher(options: DispatcherOptions): MailDispatcher
       return (await fail(mail, 'attempts exhausted')) ? 'failed' : undefined;
     }
     try {
-      await withinSeconds(
-        settings.sendTimeoutSeconds,
+      await within(
+        settings.sendTimeoutSeconds * 1000,
+        () => new MailSendError('send timed out', false),
         transport.send({
           id: mail.id,
           kind: mail.kind,
@@ -257,20 +258,19 @@ export function createMailDispatcher(options: DispatcherOptions): MailDispatcher
 }
 
 /**
- * `sending`, or a transient MailSendError once `seconds` have passed. The send is abandoned, not
- * cancelled: if it still gets through, the retry sends the message again (at least once).
+ * `work`, or a rejection with `timedOut()` once `ms` have passed. The work is abandoned, not
+ * cancelled: a send that still gets through is sent again by the retry (at least once). Its
+ * later rejection is no unhandled one: the race has handled it.
  */
-async function withinSeconds(seconds: number, sending: Promise<void>): Promise<void> {
+async function within<T>(ms: number, timedOut: () => Error, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new MailSendError('send timed out', false)), seconds * 1000);
+    timer = setTimeout(() => reject(timedOut()), ms);
   });
   try {
-    await Promise.race([sending, deadline]);
+    return await Promise.race([work, deadline]);
   } finally {
     clearTimeout(timer);
-    // An abandoned send that fails later must not be an unhandled rejection.
-    sending.catch(() => undefined);
   }
 }
 
@@ -291,14 +291,6 @@ function errorMessage(error: unknown): string {
  * scrape does not hang on a database that does not answer.
  */
 export async function oldestUnsentAgeSeconds(db: DB, clock: Clock = systemClock, timeoutMs = 1000): Promise<number> {
-  let timeout: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_resolve, reject) => {
-    timeout = setTimeout(() => reject(new Error('outbox query timed out')), timeoutMs);
-  });
-  try {
-    const oldest = await Promise.race([oldestUnsentMail(db), expired]);
-    return oldest ? Math.max(0, (clock().getTime() - oldest.getTime()) / 1000) : 0;
-  } finally {
-    clearTimeout(timeout);
-  }
+  const oldest = await within(timeoutMs, () => new Error('outbox query timed out'), oldestUnsentMail(db));
+  return oldest ? Math.max(0, (clock().getTime() - oldest.getTime()) / 1000) : 0;
 }

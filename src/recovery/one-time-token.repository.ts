@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { hashRefreshToken, newRefreshToken } from '../auth/refresh-token.crypto';
 import type { Database, OneTimeTokenPurpose } from '../db/schema';
 
 /*
@@ -8,20 +8,12 @@ import type { Database, OneTimeTokenPurpose } from '../db/schema';
  * purpose: a newer one supersedes the older for good.
  */
 
-/** 32 random bytes, base64url: 256 bits, 43 characters. */
-const TOKEN_BYTES = 32;
-
-export function newOneTimeToken(): string {
-  return randomBytes(TOKEN_BYTES).toString('base64url');
-}
-
 /**
- * What the database stores instead of the token. A fast hash is enough: with 256 bits of
- * entropy there is nothing to brute-force, and only the hash is ever looked up.
+ * A new token and what the database stores instead of it: made and hashed as refresh tokens
+ * are (32 random bytes, base64url; a fast hash is enough with 256 bits of entropy).
  */
-export function hashOneTimeToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
+export const newOneTimeToken = newRefreshToken;
+export const hashOneTimeToken = hashRefreshToken;
 
 /** No account has this id (gen_random_uuid never makes the nil UUID): a lookup that matches nothing. */
 export const NOBODY = '00000000-0000-0000-0000-000000000000';

@@ -147,11 +147,11 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
   const unverified = (user: Recipient) => user.email_verified_at === null;
 
   /**
-   * Finds a token of `kind`, locked when in a transaction, and refuses it unless it is live:
-   * unknown, used or superseded is `invalid`; past its expiry (and otherwise valid) `expired`.
+   * Finds the token of `kind` with this hash, locked when in a transaction, and refuses it unless
+   * it is live: unknown, used or superseded is `invalid`; past its expiry (and otherwise valid) `expired`.
    */
-  async function liveToken(handle: Kysely<Database>, kind: Purpose, token: string, at: Date, lock: boolean) {
-    const row = await findOneTimeToken(handle, hashOneTimeToken(token), kind.purpose, lock);
+  async function liveToken(handle: Kysely<Database>, kind: Purpose, tokenHash: string, at: Date, lock: boolean) {
+    const row = await findOneTimeToken(handle, tokenHash, kind.purpose, lock);
     if (!row || row.used_at !== null || row.superseded_at !== null) throw new AppError(kind.invalid);
     if (at >= row.expires_at) throw new AppError(kind.expired);
     return row;
@@ -184,8 +184,9 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
      */
     async resetPassword(input: { token: string; newPassword: string }, context: RequestContext): Promise<void> {
       const at = clock();
+      const tokenHash = hashOneTimeToken(input.token);
       // Looked at first without a lock, so a bad token or a weak password costs no bcrypt work.
-      const found = await liveToken(db, RESET, input.token, at, false);
+      const found = await liveToken(db, RESET, tokenHash, at, false);
       const user = await findUserById(db, found.user_id);
       // The foreign key cascades: a token without its account is one we cannot honour.
       if (!user) throw new AppError(RESET.invalid);
@@ -195,7 +196,7 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
 
       await db.transaction().execute(async (trx) => {
         // Decided again under the token's row lock: of two resets with one token, one wins.
-        const row = await liveToken(trx, RESET, input.token, at, true);
+        const row = await liveToken(trx, RESET, tokenHash, at, true);
         await markTokenUsed(trx, row.id, at);
         await trx
           .updateTable('users')
@@ -254,7 +255,7 @@ export function createRecoveryService(deps: RecoveryServiceDeps) {
     async verifyEmail(token: string, context: RequestContext): Promise<void> {
       const at = clock();
       await db.transaction().execute(async (trx) => {
-        const row = await liveToken(trx, VERIFY, token, at, true);
+        const row = await liveToken(trx, VERIFY, hashOneTimeToken(token), at, true);
         await markTokenUsed(trx, row.id, at);
         const verified = await trx
           .updateTable('users')
