@@ -25,12 +25,31 @@ export const REDACT_PATHS = [
 ];
 
 /**
+ * Fields a database driver puts on its errors that can quote the row or the values it was sent
+ * (pg's `detail` of a constraint violation, say, holds the failing row: a link, a token hash).
+ */
+const QUOTING_ERROR_FIELDS = ['detail', 'where', 'internalQuery', 'parameters'] as const;
+
+/** pino's error serializer, without the fields that can quote data. */
+function serializeError(error: Error): Record<string, unknown> {
+  const serialized: Record<string, unknown> = { ...pino.stdSerializers.err(error) };
+  for (const field of QUOTING_ERROR_FIELDS) delete serialized[field];
+  return serialized;
+}
+
+/**
  * A logger writing JSON lines to `destination` (stdout, synchronously, by default). Every line
- * carries the process id: under `WEB_CONCURRENCY` several processes share one stdout.
+ * carries the process id: under `WEB_CONCURRENCY` several processes share one stdout. Every
+ * `err` goes through {@link serializeError}, whoever logs it.
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
-    { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { service: 'gatehouse', pid: process.pid } },
+    {
+      level,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { service: 'gatehouse', pid: process.pid },
+      serializers: { err: serializeError },
+    },
     destination,
   );
 }

@@ -60,9 +60,8 @@ export function createRecoveryQueue(options: RecoveryQueueOptions) {
       count('done');
     } catch (error) {
       count('failed');
-      // The error's kind and message only: a driver's `detail` may quote the values it was sent.
-      const { name, message, code } = error as { name?: string; message?: string; code?: string };
-      logger.error({ requestId: job.requestId, kind: job.kind, err: { type: name, code, message } }, 'recovery request failed');
+      // The logger's error serializer leaves out what a driver's error may quote (logger.ts).
+      logger.error({ requestId: job.requestId, kind: job.kind, err: error }, 'recovery request failed');
     }
   }
 

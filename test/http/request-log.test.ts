@@ -184,3 +184,24 @@ describe('request log of a failure', () => {
     ]);
   });
 });
+
+describe('the logger of errors', () => {
+  it('when an error carries what a database driver quotes, then its line keeps the kind, code and message and drops the quotes', () => {
+    const lines: string[] = [];
+    const logger = createLogger('info', { write: (line: string) => void lines.push(line) });
+    const error = Object.assign(new Error('duplicate key value violates unique constraint "mail_outbox_pkey"'), {
+      code: '23505',
+      detail: 'Failing row contains (https://app.example/reset?token=secret-token-value).',
+      where: 'SQL statement "INSERT INTO mail_outbox …"',
+      internalQuery: 'INSERT INTO mail_outbox VALUES ($1)',
+      parameters: ['secret-token-value'],
+    });
+    logger.error({ err: error }, 'a failure');
+
+    const line = JSON.parse(lines[0]!) as { err: Record<string, unknown> };
+    expect(line.err).toMatchObject({ type: 'Error', code: '23505', message: error.message });
+    expect(Object.keys(line.err)).not.toEqual(expect.arrayContaining(['detail']));
+    expect(lines[0]).not.toContain('secret-token-value');
+    expect(lines[0]).not.toContain('INSERT INTO');
+  });
+});
