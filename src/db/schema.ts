@@ -95,7 +95,8 @@ export interface OneTimeTokensTable {
   superseded_at: NullableTimestamp;
 }
 
-export type MailKind = 'password_reset' | 'email_verification';
+/** Each token purpose has its message: the kinds of mail are the purposes of one-time tokens. */
+export type MailKind = OneTimeTokenPurpose;
 
 /** Messages to send, written in the transaction of their token; see the migration for the life of a row. */
 export interface MailOutboxTable {
